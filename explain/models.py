@@ -1,0 +1,25 @@
+"""Cached SHAP explanations, keyed by the exact version and feature vector."""
+
+import numpy as np
+from django.db import models
+
+
+class Explanation(models.Model):
+    version = models.ForeignKey(
+        "registry.MLModelVersion", on_delete=models.CASCADE, related_name="explanations"
+    )
+    feature_hash = models.CharField(max_length=64, help_text="SHA-256 of the float64 features")
+    base_value = models.FloatField()
+    margin = models.FloatField()
+    probability = models.FloatField()
+    contributions = models.BinaryField(help_text="float64 SHAP values in schema order")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "feature_hash"], name="uniq_explanation")
+        ]
+        permissions = [("view_explanations", "Can view prediction explanations")]
+
+    def contribution_vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.contributions), dtype="<f8")

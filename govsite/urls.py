@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from govsite import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("registry.api_urls")),
+    path("api/v1/", include("monitoring.api_urls")),
+    path("api/v1/", include("fairness.api_urls")),
+    path("api/", include("explain.api_urls")),
+    path("registry/", include("registry.urls")),
+    path("monitoring/", include("monitoring.urls")),
+    path("explain/", include("explain.urls")),
+    path("fairness/", include("fairness.urls")),
+]

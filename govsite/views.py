@@ -1,0 +1,47 @@
+"""Project-level pages: home, health check, and the permission decorator views use."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+
+def perm_required(*perms: str):
+    """Page guard: anonymous users go to the login page, users without `perms` get 403."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(request, *args, **kwargs):
+            if not request.user.has_perms(perms):
+                from registry.audit import audit_permission_denied
+
+                audit_permission_denied(request, perms)
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        wrapped.required_perms = perms
+        return wrapped
+
+    return decorator
+
+
+@require_GET
+def home(request):
+    context = {}
+    if request.user.is_authenticated:
+        from registry.selectors import home_summary
+
+        context = home_summary(user=request.user)
+    return render(request, "home.html", context)
+
+
+@require_GET
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

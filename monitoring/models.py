@@ -1,0 +1,109 @@
+"""Prediction log, label feedback and alerts."""
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+
+
+class PredictionLog(models.Model):
+    class Role(models.TextChoices):
+        CHAMPION = "champion"
+        CHALLENGER = "challenger"
+        SHADOW = "shadow"
+
+    version = models.ForeignKey(
+        "registry.MLModelVersion", on_delete=models.PROTECT, related_name="predictions"
+    )
+    request_id = models.CharField(max_length=128, unique=True)
+    incident_id = models.CharField(max_length=128, blank=True, db_index=True)
+    entity = models.CharField(max_length=256, blank=True)
+    # Little-endian float64 values in the version's feature-schema order: a window
+    # of rows becomes one numpy matrix with a single frombuffer, no JSON parsing.
+    features = models.BinaryField()
+    score = models.FloatField()
+    confidence = models.FloatField(null=True, blank=True)
+    decision = models.BooleanField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CHAMPION)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(help_text="Event time (from the item, else arrival)")
+    received_at = models.DateTimeField(auto_now_add=True)
+    label = models.SmallIntegerField(null=True, blank=True, help_text="1 threat, 0 benign")
+    labelled_at = models.DateTimeField(null=True, blank=True)
+    labelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["version", "created_at"], name="pred_version_time")]
+        permissions = [
+            ("log_prediction", "Can log predictions"),
+            ("give_feedback", "Can record analyst verdicts"),
+            ("view_monitoring", "Can view monitoring dashboards"),
+            ("run_drift", "Can run drift jobs on demand"),
+        ]
+
+    def __str__(self):
+        return self.request_id
+
+    def feature_vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.features), dtype="<f8")
+
+    def feature_dict(self) -> dict[str, float]:
+        return dict(zip(self.version.feature_names, self.feature_vector().tolist(), strict=True))
+
+
+class FeedbackEvent(models.Model):
+    """Every verdict ever given; PredictionLog.label holds the latest."""
+
+    prediction = models.ForeignKey(
+        PredictionLog, on_delete=models.CASCADE, related_name="feedback_events"
+    )
+    label = models.SmallIntegerField()
+    previous_label = models.SmallIntegerField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+
+class Alert(models.Model):
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    model = models.ForeignKey("registry.MLModel", on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(
+        "registry.MLModelVersion", null=True, blank=True, on_delete=models.CASCADE
+    )
+    kind = models.CharField(max_length=32)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    dedupe_key = models.CharField(max_length=200, db_index=True)
+    title = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    clear_windows = models.PositiveIntegerField(default=0)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        permissions = [("manage_alert", "Can acknowledge and resolve alerts")]
+
+    def __str__(self):
+        return self.title

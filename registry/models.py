@@ -1,0 +1,324 @@
+"""Registry data model: models, versions, approvals and the hash-chained audit trail."""
+
+import hashlib
+import json
+import re
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+SEMVER_RE = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+
+def validate_semver(value: str) -> None:
+    if not SEMVER_RE.match(value or ""):
+        raise ValidationError(
+            f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.0)",
+            code="semver",
+        )
+
+
+def semver_key(value: str) -> tuple:
+    """Sort key for semver strings; a release sorts after its pre-releases."""
+    match = SEMVER_RE.match(value)
+    if not match:
+        return (-1, -1, -1, 0, "")
+    major, minor, patch, pre, _ = match.groups()
+    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
+
+
+def _new_salt() -> str:
+    return secrets.token_hex(8)
+
+
+class MLModel(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="owned_models",
+    )
+    feature_schema = models.JSONField(
+        default=list, blank=True, help_text="Default ordered feature schema for new versions."
+    )
+    # Approval policy.
+    min_precision = models.FloatField(null=True, blank=True)
+    min_recall = models.FloatField(null=True, blank=True)
+    min_f1 = models.FloatField(null=True, blank=True)
+    min_auc = models.FloatField(null=True, blank=True)
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    fairness_gate = models.BooleanField(
+        default=True, help_text="Require a passing fairness audit before approval."
+    )
+    # Monitoring and explanation policy.
+    drift_window_minutes = models.PositiveIntegerField(default=60)
+    degradation_threshold = models.FloatField(
+        default=0.1, help_text="Alert when a labelled metric falls by more than this."
+    )
+    explain_threshold = models.FloatField(
+        default=0.7, help_text="Precompute explanations for predictions scoring above this."
+    )
+    experiment_salt = models.CharField(max_length=32, default=_new_salt)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+
+    def __str__(self):
+        return self.name
+
+    def production_version(self):
+        return self.versions.filter(status=MLModelVersion.Status.PRODUCTION).first()
+
+
+class MLModelVersion(models.Model):
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        TESTING = "testing"
+        STAGING = "staging"
+        PRODUCTION = "production"
+        ARCHIVED = "archived"
+
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=32, validators=[validate_semver])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Artifact (content-addressed, see registry.artifacts).
+    model_path = models.CharField(max_length=512)
+    model_hash = models.CharField(max_length=64, help_text="SHA-256 of the artifact file")
+    artifact_format = models.CharField(max_length=8, default="json")
+
+    # Training metadata.
+    training_dataset_hash = models.CharField(max_length=64, blank=True)
+    training_samples = models.PositiveIntegerField(null=True, blank=True)
+    training_duration_seconds = models.FloatField(null=True, blank=True)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+
+    # Validation metrics.
+    accuracy = models.FloatField(null=True, blank=True)
+    precision = models.FloatField(null=True, blank=True)
+    recall = models.FloatField(null=True, blank=True)
+    f1_score = models.FloatField(null=True, blank=True)
+    auc = models.FloatField(null=True, blank=True)
+    decision_threshold = models.FloatField(default=0.5)
+
+    feature_schema = models.JSONField(help_text="Ordered [{name, type, levels?}]")
+    reference_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the stored reference profile"
+    )
+    reference_summary = models.JSONField(default=dict, blank=True)
+
+    # Model card.
+    intended_use = models.TextField(blank=True)
+    limitations = models.TextField(blank=True)
+    ethical_considerations = models.TextField(blank=True)
+    evaluation_data = models.TextField(blank=True)
+
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+        related_name="registered_versions",
+    )
+
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.TRAINING, db_index=True
+    )
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="approved_versions",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_notes = models.TextField(blank=True)
+    traffic_percentage = models.FloatField(default=0.0)
+
+    class Meta:
+        db_table = "ml_model_versions"
+        ordering = ["model__name", "-created_at"]
+        verbose_name = "model version"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="uniq_model_version"),
+            # At most one production champion per model, enforced by the database.
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(status="production"), name="one_production_per_model"
+            ),
+            models.CheckConstraint(
+                condition=Q(traffic_percentage__gte=0) & Q(traffic_percentage__lte=100),
+                name="traffic_percentage_range",
+            ),
+        ]
+        permissions = [
+            ("register_version", "Can register model versions"),
+            ("request_approval", "Can request approval of a version"),
+            ("approve_version", "Can approve or reject versions"),
+            ("promote_version", "Can promote, archive and roll back versions"),
+            ("set_traffic", "Can change A/B traffic and shadow versions"),
+        ]
+
+    def __str__(self):
+        return f"{self.model.name} {self.version}"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.feature_schema]
+
+    def metrics(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1_score": self.f1_score,
+            "auc": self.auc,
+        }
+
+    def is_approved(self) -> bool:
+        return self.approved_at is not None
+
+
+class ApprovalRequest(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    version = models.ForeignKey(
+        MLModelVersion, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    notes = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    evidence = models.JSONField(default=dict)
+    evidence_hash = models.CharField(max_length=64)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version"], condition=Q(status="pending"), name="one_pending_request"
+            )
+        ]
+
+    def __str__(self):
+        return f"Approval of {self.version} ({self.status})"
+
+
+class ApprovalDecision(models.Model):
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.PROTECT, related_name="decisions")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    notes = models.TextField(blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["decided_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approver"], name="one_decision_per_approver")
+        ]
+
+
+class AuditEvent(models.Model):
+    """Append-only; each row's hash covers its content and the previous row's hash."""
+
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    model_name = models.CharField(max_length=64, blank=True, db_index=True)
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("export_audit", "Can export the audit trail")]
+
+    def __str__(self):
+        return f"#{self.pk} {self.action} by {self.actor_label or 'system'}"
+
+    def content(self) -> dict:
+        return {
+            "created_at": self.created_at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "model_name": self.model_name,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit events are append-only")
+
+
+class AuditChainHead(models.Model):
+    """Single row holding the last hash and count; locked to serialise appends."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.PositiveBigIntegerField(default=0)
+
+
+class Notification(models.Model):
+    """Outbox row for an email and/or webhook; delivered by a Celery task after commit."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    event = models.CharField(max_length=64)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    recipients = models.JSONField(default=list, blank=True)
+    webhook_url = models.CharField(max_length=500, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.event}: {self.subject}"

@@ -1,0 +1,73 @@
+"""Email and Slack-compatible webhook notifications, queued in an outbox and sent after commit."""
+
+import json
+import urllib.request
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from registry.models import Notification
+
+
+def role_emails(role: str) -> list[str]:
+    User = get_user_model()
+    return list(
+        User.objects.filter(groups__name=role, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+def notification_queue(*, event: str, subject: str, body: str, roles=(), payload=None):
+    """Store an outbox row and enqueue its delivery once the caller's transaction commits."""
+    recipients = sorted({email for role in roles for email in role_emails(role)})
+    note = Notification.objects.create(
+        event=event, subject=subject, body=body, recipients=recipients,
+        webhook_url=settings.ALERT_WEBHOOK_URL, payload=payload or {},
+    )
+    if not recipients and not note.webhook_url:
+        Notification.objects.filter(pk=note.pk).update(status=Notification.Status.SENT)
+        return note
+    from registry.tasks import notification_deliver
+
+    transaction.on_commit(lambda: notification_deliver.delay(note.pk))
+    return note
+
+
+def _post_webhook(url: str, message: dict) -> None:
+    data = json.dumps(message).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+        if response.status >= 300:
+            raise ConnectionError(f"webhook answered {response.status}")
+
+
+def notification_deliver_now(*, notification_id: int) -> bool:
+    """Send one notification; claims it first so two workers never both send it."""
+    claimed = Notification.objects.filter(
+        pk=notification_id, status__in=[Notification.Status.PENDING, Notification.Status.FAILED]
+    ).update(status=Notification.Status.SENDING)
+    if not claimed:
+        return False
+    note = Notification.objects.get(pk=notification_id)
+    try:
+        if note.recipients:
+            send_mail(note.subject, note.body, settings.DEFAULT_FROM_EMAIL, note.recipients)
+        if note.webhook_url:
+            # "text" is what Slack-compatible receivers display; the rest is for machines.
+            _post_webhook(note.webhook_url, {"text": f"*{note.subject}*\n{note.body}",
+                                             "event": note.event, "data": note.payload})
+    except Exception as exc:
+        Notification.objects.filter(pk=note.pk).update(
+            status=Notification.Status.FAILED, attempts=note.attempts + 1, last_error=str(exc)[:2000]
+        )
+        raise
+    Notification.objects.filter(pk=note.pk).update(
+        status=Notification.Status.SENT, attempts=note.attempts + 1, sent_at=timezone.now()
+    )
+    return True
