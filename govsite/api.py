@@ -38,6 +38,8 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, exceptions.PermissionDenied):
+        _audit_denial(context)
     if isinstance(exc, ApiError):
         body = {"error": exc.message, "details": exc.details}
     elif isinstance(exc, exceptions.ValidationError):
@@ -46,6 +48,18 @@ def exception_handler(exc, context):
     else:
         body = {"error": _flatten_message(exc.detail), "details": {}}
     return Response(body, status=response.status_code, headers=_auth_headers(response))
+
+
+def _audit_denial(context) -> None:
+    request, view = context.get("request"), context.get("view")
+    if request is None or not request.user.is_authenticated:
+        return
+    from registry.audit import audit_permission_denied
+
+    required = []
+    for perm_class in getattr(view, "permission_classes", []):
+        required.extend(getattr(perm_class, "required", ()))
+    audit_permission_denied(request, required)
 
 
 def _auth_headers(response) -> dict:

@@ -103,6 +103,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # plotly.js ships inside the plotly package; serve that copy (no CDN).
 STATICFILES_DIRS = [
     BASE_DIR / "static",

@@ -1,17 +1,35 @@
-"""Registry API: read endpoints (workflow endpoints live beside them)."""
+"""Registry API: reads, registration and the governance workflow."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
+from rest_framework import generics, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api import require_perms
-from registry.models import MLModel
+from govsite.api import ApiError, require_perms
+from registry import services
+from registry.models import ApprovalRequest, MLModel, MLModelVersion
 from registry.selectors import version_list
-from registry.serializers import MeSerializer, MLModelSerializer, MLModelVersionSerializer
+from registry.serializers import (
+    ApprovalRequestSerializer,
+    MeSerializer,
+    MLModelSerializer,
+    MLModelVersionSerializer,
+    NotesSerializer,
+    RegisterVersionSerializer,
+    TransitionSerializer,
+)
 
 CanViewRegistry = require_perms("registry.view_mlmodelversion")
+
+
+def governed(call):
+    """Run a service; its GovernanceError becomes the JSON error of DESIGN.md section 4."""
+    try:
+        return call()
+    except services.GovernanceError as exc:
+        raise ApiError(exc.message, exc.details, status=exc.status) from None
 
 
 class MeView(APIView):
@@ -29,16 +47,117 @@ class ModelListView(generics.ListAPIView):
     queryset = MLModel.objects.all()
 
 
-class VersionListView(generics.ListAPIView):
+class VersionListView(generics.ListCreateAPIView):
+    """List a model's versions; POST registers a new version (multipart)."""
+
     serializer_class = MLModelVersionSerializer
-    permission_classes = [CanViewRegistry]
+    parser_classes = [MultiPartParser]
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [require_perms("registry.register_version")()]
+        return [CanViewRegistry()]
 
     def get_queryset(self):
         model = get_object_or_404(MLModel, name=self.kwargs["name"])
         return version_list(model=model)
+
+    @extend_schema(request=RegisterVersionSerializer, responses={201: MLModelVersionSerializer})
+    def post(self, request, name):
+        form = RegisterVersionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        evaluation = data.get("evaluation")
+        version = governed(lambda: services.model_version_register(
+            model_name=name, version=data["version"], artifact=data["artifact"].read(),
+            metadata=data["metadata"], evaluation=evaluation.read() if evaluation else None,
+            registered_by=request.user, description=data.get("description", ""),
+        ))
+        return Response(MLModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
 class VersionDetailView(generics.RetrieveAPIView):
     serializer_class = MLModelVersionSerializer
     permission_classes = [CanViewRegistry]
     queryset = version_list()
+
+
+class RequestApprovalView(APIView):
+    permission_classes = [require_perms("registry.request_approval")]
+
+    @extend_schema(request=NotesSerializer, responses={201: ApprovalRequestSerializer})
+    def post(self, request, pk):
+        version = get_object_or_404(MLModelVersion, pk=pk)
+        form = NotesSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        approval = governed(lambda: services.approval_request_create(
+            version=version, actor=request.user, notes=form.validated_data["notes"]
+        ))
+        return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_201_CREATED)
+
+
+class DecideView(APIView):
+    permission_classes = [require_perms("registry.approve_version")]
+    decision = ""
+
+    @extend_schema(request=NotesSerializer, responses=ApprovalRequestSerializer)
+    def post(self, request, pk):
+        version = get_object_or_404(MLModelVersion, pk=pk)
+        form = NotesSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        pending = version.approval_requests.filter(status=ApprovalRequest.Status.PENDING).first()
+        if pending is None:
+            raise ApiError(f"{version} has no pending approval request", status=409)
+        approval = governed(lambda: services.approval_decide(
+            request=pending, approver=request.user, decision=self.decision,
+            notes=form.validated_data["notes"],
+        ))
+        approval.refresh_from_db()
+        return Response(ApprovalRequestSerializer(approval).data)
+
+
+class ApproveView(DecideView):
+    decision = "approve"
+
+
+class RejectView(DecideView):
+    decision = "reject"
+
+
+class TransitionView(APIView):
+    """Move a version along the lifecycle. Production and archive need the Approver role."""
+
+    permission_classes = [require_perms("registry.view_mlmodelversion")]
+
+    @extend_schema(request=TransitionSerializer, responses=MLModelVersionSerializer)
+    def post(self, request, pk):
+        version = get_object_or_404(MLModelVersion, pk=pk)
+        form = TransitionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        to = form.validated_data["to"]
+        needed = (
+            "registry.promote_version"
+            if to in (MLModelVersion.Status.PRODUCTION, MLModelVersion.Status.ARCHIVED)
+            or version.status == MLModelVersion.Status.PRODUCTION
+            else "registry.register_version"
+        )
+        if not request.user.has_perm(needed):
+            self.permission_denied(request, message=f"moving a version to {to} needs {needed}")
+        version = governed(lambda: services.version_transition(
+            version=version, to=to, actor=request.user, notes=form.validated_data["notes"]
+        ))
+        return Response(MLModelVersionSerializer(version).data)
+
+
+class RollbackView(APIView):
+    permission_classes = [require_perms("registry.promote_version")]
+
+    @extend_schema(request=NotesSerializer, responses=MLModelVersionSerializer)
+    def post(self, request, name):
+        model = get_object_or_404(MLModel, name=name)
+        form = NotesSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = governed(lambda: services.version_rollback(
+            model=model, actor=request.user, notes=form.validated_data["notes"]
+        ))
+        return Response(MLModelVersionSerializer(version).data)

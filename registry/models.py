@@ -114,6 +114,10 @@ class MLModelVersion(models.Model):
         max_length=64, blank=True, help_text="SHA-256 of the stored reference profile"
     )
     reference_summary = models.JSONField(default=dict, blank=True)
+    evaluation_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the stored held-out evaluation set"
+    )
+    evaluation_rows = models.PositiveIntegerField(null=True, blank=True)
 
     # Model card.
     intended_use = models.TextField(blank=True)

@@ -42,3 +42,53 @@ class MLModelVersionSerializer(serializers.ModelSerializer):
 class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
+
+
+class RegisterVersionSerializer(serializers.Serializer):
+    version = serializers.CharField(max_length=32)
+    artifact = serializers.FileField(help_text="XGBoost model in JSON or UBJSON format")
+    metadata = serializers.CharField(
+        help_text="JSON object: feature_schema (required), metrics, hyperparameters, model card"
+    )
+    evaluation = serializers.FileField(
+        required=False,
+        help_text=".npz with X (rows x features), optional y and group attributes (held-out data)",
+    )
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
+
+    def validate_metadata(self, value):
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(f"metadata is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise serializers.ValidationError("metadata must be a JSON object")
+        return parsed
+
+    def validate_artifact(self, value):
+        if value.size > self.MAX_ARTIFACT_BYTES:
+            raise serializers.ValidationError("artifact is larger than 256 MiB")
+        return value
+
+
+class NotesSerializer(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class TransitionSerializer(NotesSerializer):
+    to = serializers.ChoiceField(choices=MLModelVersion.Status.choices)
+
+
+class ApprovalRequestSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField(source="version.version")
+    model = serializers.CharField(source="version.model.name")
+    status = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.username")
+    requested_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+    evidence = serializers.JSONField()

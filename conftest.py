@@ -1,0 +1,151 @@
+"""Shared fixtures: role personas, API clients, a real Celery worker, headless Chromium."""
+
+import os
+import shutil
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM would
+# refuse to run there without this.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from govsite.roles import STAFF_ROLES
+
+    def make(role: str | None, username: str | None = None, **extra):
+        User = get_user_model()
+        username = username or (role or "nobody").lower().replace(" ", "_")
+        user = User.objects.create_user(
+            username=username, password=PASSWORD, email=f"{username}@example.test",
+            is_staff=role in STAFF_ROLES, **extra,
+        )
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def ml_engineer(make_user):
+    return make_user("ML engineer", "mira_engineer")
+
+
+@pytest.fixture
+def approver(make_user):
+    return make_user("Approver", "alex_approver")
+
+
+@pytest.fixture
+def second_approver(make_user):
+    return make_user("Approver", "sam_approver")
+
+
+@pytest.fixture
+def analyst(make_user):
+    return make_user("Analyst", "ana_analyst")
+
+
+@pytest.fixture
+def auditor(make_user):
+    return make_user("Auditor", "otto_auditor")
+
+
+@pytest.fixture
+def soc_service(make_user):
+    return make_user("SOC service", "soc_backend")
+
+
+@pytest.fixture
+def api_as():
+    """api_as(user) -> an APIClient authenticated as user (token for services, session else)."""
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    def make(user=None, *, token: bool | None = None):
+        client = APIClient()
+        if user is None:
+            return client
+        use_token = token if token is not None else user.groups.filter(name="SOC service").exists()
+        if use_token:
+            _, raw = AuthToken.objects.create(user=user, expiry=None)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+        else:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (solo pool, in a thread) consuming from the configured broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from govsite.celery import app
+
+    app.control.purge()
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+    ) as worker:
+        yield worker
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        message = "Debian's chromium is not installed (scripts/test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, live_server, request):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    shot_dir = os.environ.get("SCREENSHOT_DIR", "var/screenshots")
+    os.makedirs(shot_dir, exist_ok=True)
+    page.screenshot(path=os.path.join(shot_dir, f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def login(page):
+    """login(user) through the real login form."""
+
+    def do(user, password: str = PASSWORD):
+        page.goto("/accounts/login/")
+        page.fill("#id_username", user.username)
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+        page.wait_for_selector("[data-testid=current-user]")
+        return page
+
+    return do

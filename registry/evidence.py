@@ -1,0 +1,117 @@
+"""What an approver sees: metrics and deltas vs production, policy checks, fairness, drift.
+
+`evidence_hash` covers only the candidate's own evidence (artifact, metrics,
+threshold, schema, model card). If any of it changes after a request or an
+approval, the approval expires. Fairness and drift are re-checked live at
+decision time instead, since they legitimately change while a request waits.
+"""
+
+import hashlib
+import json
+
+from registry.models import MLModelVersion
+
+METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
+CARD_FIELDS = ("intended_use", "limitations", "ethical_considerations", "evaluation_data")
+FLOORS = {"precision": "min_precision", "recall": "min_recall", "f1_score": "min_f1", "auc": "min_auc"}
+
+
+def evidence_hash(version: MLModelVersion) -> str:
+    content = {
+        "artifact": version.model_hash,
+        "metrics": version.metrics(),
+        "threshold": version.decision_threshold,
+        "schema": version.feature_schema,
+        "card": {f: getattr(version, f) for f in CARD_FIELDS},
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def metric_deltas(version: MLModelVersion, production: MLModelVersion | None) -> dict:
+    deltas = {}
+    for name in METRICS:
+        mine = getattr(version, name)
+        theirs = getattr(production, name) if production else None
+        deltas[name] = {
+            "candidate": mine,
+            "production": theirs,
+            "delta": None if mine is None or theirs is None else mine - theirs,
+        }
+    return deltas
+
+
+def latest_fairness(version: MLModelVersion) -> dict | None:
+    audit = version.fairness_audits.order_by("-created_at").first()
+    if audit is None:
+        return None
+    return {
+        "id": audit.pk, "status": audit.status, "verdict": audit.verdict,
+        "reasons": audit.reasons, "source": audit.source,
+        "completed_at": audit.completed_at.isoformat() if audit.completed_at else None,
+    }
+
+
+def drift_status(version: MLModelVersion) -> dict | None:
+    """Current drift status from monitoring, when that app provides it."""
+    try:
+        from monitoring.selectors import version_drift_status
+    except ImportError:
+        return None
+    return version_drift_status(version=version)
+
+
+def policy_checks(version: MLModelVersion) -> list[dict]:
+    model = version.model
+    checks = []
+    for metric, floor_field in FLOORS.items():
+        floor = getattr(model, floor_field)
+        if floor is None:
+            continue
+        value = getattr(version, metric)
+        checks.append({
+            "check": f"{metric} >= {floor}",
+            "passed": value is not None and value >= floor,
+            "detail": f"{metric} is {value if value is not None else 'unknown'}",
+        })
+    missing = [f for f in ("intended_use", "limitations") if not getattr(version, f).strip()]
+    checks.append({
+        "check": "model card complete",
+        "passed": not missing,
+        "detail": f"missing: {', '.join(missing)}" if missing else "intended use and limitations given",
+    })
+    if model.fairness_gate:
+        fairness = latest_fairness(version)
+        passed = bool(fairness and fairness["status"] == "complete" and fairness["verdict"] == "pass")
+        if fairness is None:
+            detail = "no fairness audit has been run"
+        elif fairness["status"] != "complete":
+            detail = f"the fairness audit is {fairness['status']}"
+        else:
+            detail = f"latest audit #{fairness['id']}: {fairness['verdict']}"
+        checks.append({"check": "passing fairness audit", "passed": passed, "detail": detail})
+    return checks
+
+
+def evidence_snapshot(version: MLModelVersion) -> dict:
+    production = version.model.production_version()
+    if production is not None and production.pk == version.pk:
+        production = None
+    return {
+        "version": {
+            "model": version.model.name, "version": version.version, "status": version.status,
+            "artifact_sha256": version.model_hash, "threshold": version.decision_threshold,
+            "registered_by": version.registered_by.username if version.registered_by else None,
+            "training_samples": version.training_samples,
+            "evaluation_rows": version.evaluation_rows,
+        },
+        "production_version": production.version if production else None,
+        "metrics": metric_deltas(version, production),
+        "model_card": {f: getattr(version, f) for f in CARD_FIELDS},
+        "policy_checks": policy_checks(version),
+        "fairness": latest_fairness(version),
+        "drift": {
+            "candidate": drift_status(version),
+            "production": drift_status(production) if production else None,
+        },
+    }

@@ -1,0 +1,540 @@
+"""Registry write services: registration, lifecycle transitions, approvals, rollback.
+
+Every service is atomic, takes keyword-only arguments, enforces its invariants
+against the database (constraints, row locks) and leaves an audit event.
+"""
+
+import functools
+import io
+import json
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from govsite.roles import APPROVER, ML_ENGINEER
+from registry.artifacts import ArtifactIntegrityError, artifact_put, booster_cache
+from registry.audit import audit_record
+from registry.evidence import evidence_hash, evidence_snapshot
+from registry.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    MLModel,
+    MLModelVersion,
+    validate_semver,
+)
+from registry.notifications import notification_queue
+
+Status = MLModelVersion.Status
+
+
+class GovernanceError(Exception):
+    """A rule refused the action; `status` is the HTTP status the API answers with.
+
+    `audit` (keyword arguments of audit_record) and `persist` (a callable) describe
+    what must be written even though the action's own transaction rolls back:
+    integrity and permission failures are audited, expired approvals stay expired.
+    """
+
+    status = 400
+
+    def __init__(
+        self, message: str, details: dict | None = None, status: int | None = None,
+        audit: dict | None = None, persist=None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.audit = audit
+        self.persist = persist
+        if status is not None:
+            self.status = status
+
+
+def records_failures(fn):
+    """Outermost decorator of a service: after its transaction rolled back, write what a
+    refusal must leave behind (an audit event, an expiry)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GovernanceError as exc:
+            with transaction.atomic():
+                if exc.persist is not None:
+                    exc.persist()
+                if exc.audit is not None:
+                    audit_record(**exc.audit)
+            raise
+
+    return wrapper
+
+
+# Allowed lifecycle moves. production is only entered through version_promote
+# (approval gate) and left through a promotion of another version or an archive.
+TRANSITIONS: dict[str, set[str]] = {
+    Status.TRAINING: {Status.TESTING, Status.ARCHIVED},
+    Status.TESTING: {Status.STAGING, Status.ARCHIVED},
+    Status.STAGING: {Status.TESTING, Status.PRODUCTION, Status.ARCHIVED},
+    Status.PRODUCTION: {Status.ARCHIVED},
+    Status.ARCHIVED: set(),
+}
+
+ARTIFACT_SUFFIX = {"json": ".json", "ubj": ".ubj"}
+
+
+def artifact_format_of(data: bytes) -> str:
+    head = data.lstrip()[:1]
+    return "json" if head == b"{" and data.lstrip()[:2] != b"{U" and _is_json(data) else "ubj"
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+        return True
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def version_load_booster(*, version: MLModelVersion, actor=None):
+    """The verified booster of a version; a hash mismatch is audited and re-raised."""
+    try:
+        return booster_cache.get(version.model_hash, version.model_path)
+    except ArtifactIntegrityError as exc:
+        # The audit event must survive the caller's rollback: record it on commit
+        # of its own transaction (we are usually outside one here).
+        audit_record(
+            action="artifact.verification_failed", actor=actor, obj=version,
+            model_name=version.model.name,
+            payload={"expected": exc.expected, "actual": exc.actual, "path": version.model_path},
+        )
+        raise
+
+
+def _validate_schema(schema) -> list[dict]:
+    if not isinstance(schema, list) or not schema:
+        raise GovernanceError(
+            "feature_schema is required: an ordered list of {name, type}",
+            {"field": "feature_schema"},
+        )
+    names = set()
+    for i, feature in enumerate(schema):
+        if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
+            raise GovernanceError("each feature needs a name", {"field": f"feature_schema[{i}]"})
+        if feature.get("type") not in ("numeric", "categorical"):
+            raise GovernanceError(
+                "feature type must be numeric or categorical",
+                {"field": f"feature_schema[{i}].type"},
+            )
+        if feature["name"] in names:
+            raise GovernanceError(
+                f"duplicate feature {feature['name']!r}", {"field": f"feature_schema[{i}]"}
+            )
+        names.add(feature["name"])
+    return schema
+
+
+def _load_evaluation(data: bytes, n_features: int) -> dict:
+    """Held-out evaluation set: an .npz (no pickles) with X, optional y and group attributes."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:
+        raise GovernanceError(
+            f"evaluation must be a NumPy .npz without pickled objects ({exc})",
+            {"field": "evaluation"},
+        ) from None
+    X = arrays.get("X")
+    if X is None or X.ndim != 2 or X.shape[1] != n_features or len(X) == 0:
+        raise GovernanceError(
+            f"evaluation X must be a non-empty 2-D array with {n_features} columns",
+            {"field": "evaluation"},
+        )
+    if not np.isfinite(X.astype(float)).all():
+        raise GovernanceError("evaluation X contains NaN or infinite values", {"field": "evaluation"})
+    y = arrays.get("y")
+    if y is not None and (len(y) != len(X) or not np.isin(y, (0, 1)).all()):
+        raise GovernanceError("evaluation y must be 0/1 with one label per row", {"field": "evaluation"})
+    return arrays
+
+
+def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict]:
+    import xgboost as xgb
+
+    scores = booster.predict(xgb.DMatrix(arrays["X"].astype(np.float64)))
+    metrics = {}
+    if "y" in arrays:
+        from registry.training import classification_metrics
+
+        metrics = classification_metrics(arrays["y"].astype(int), scores, threshold)
+    return scores, metrics
+
+
+def _reference(schema: list[dict], arrays: dict, scores: np.ndarray):
+    from monitoring.drift_core import SCORE, build_reference
+
+    columns = {f["name"]: arrays["X"][:, i].astype(np.float64) for i, f in enumerate(schema)}
+    columns[SCORE] = scores.astype(np.float64)
+    kinds = {f["name"]: f["type"] for f in schema}
+    kinds[SCORE] = "numeric"
+    return build_reference(columns, kinds)
+
+
+METADATA_FIELDS = {
+    "training_dataset_hash", "training_samples", "training_duration_seconds", "hyperparameters",
+    "accuracy", "precision", "recall", "f1_score", "auc", "decision_threshold",
+    "intended_use", "limitations", "ethical_considerations", "evaluation_data",
+}
+
+
+def model_version_register(
+    *,
+    model_name: str,
+    version: str,
+    artifact: bytes,
+    metadata: dict,
+    evaluation: bytes | None,
+    registered_by,
+    description: str = "",
+) -> MLModelVersion:
+    """Validate and store a trained version; metrics come from its evaluation set when given."""
+    from registry.training import ArtifactFormatError, load_booster
+
+    validate_semver_or_raise(version)
+    unknown = set(metadata) - METADATA_FIELDS - {"feature_schema", "parent"}
+    if unknown:
+        raise GovernanceError(
+            f"unknown metadata fields: {', '.join(sorted(unknown))}", {"field": "metadata"}
+        )
+    schema = _validate_schema(metadata.get("feature_schema"))
+    try:
+        booster = load_booster(artifact)
+    except ArtifactFormatError as exc:
+        raise GovernanceError(str(exc), {"field": "artifact"}) from None
+    if booster.num_features() != len(schema):
+        raise GovernanceError(
+            f"the booster expects {booster.num_features()} features, the schema lists {len(schema)}",
+            {"field": "feature_schema"},
+        )
+    threshold = float(metadata.get("decision_threshold", 0.5))
+    if not 0 < threshold < 1:
+        raise GovernanceError("decision_threshold must be in (0, 1)", {"field": "decision_threshold"})
+    fields = {k: metadata[k] for k in METADATA_FIELDS if k in metadata}
+    reference_hash, reference_summary, evaluation_hash, evaluation_rows = "", {}, "", None
+    if evaluation is not None:
+        arrays = _load_evaluation(evaluation, len(schema))
+        scores, metrics = _evaluate(booster, arrays, threshold)
+        fields.update(metrics)
+        profile = _reference(schema, arrays, scores)
+        reference_hash, _ = artifact_put(data=profile.to_bytes(), suffix=".npz")
+        reference_summary = profile.summary()
+        evaluation_hash, _ = artifact_put(data=evaluation, suffix=".npz")
+        evaluation_rows = int(len(arrays["X"]))
+    fmt = artifact_format_of(artifact)
+    sha, relpath = artifact_put(data=artifact, suffix=ARTIFACT_SUFFIX[fmt])
+    return _version_create(
+        model_name=model_name, version=version, schema=schema, fields=fields, sha=sha,
+        relpath=relpath, fmt=fmt, reference=(reference_hash, reference_summary),
+        evaluation=(evaluation_hash, evaluation_rows), parent=metadata.get("parent"),
+        registered_by=registered_by, description=description,
+    )
+
+
+def validate_semver_or_raise(version: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        validate_semver(version)
+    except ValidationError as exc:
+        raise GovernanceError(exc.messages[0], {"field": "version"}) from None
+
+
+@transaction.atomic
+def _version_create(
+    *, model_name, version, schema, fields, sha, relpath, fmt, reference, evaluation, parent,
+    registered_by, description,
+) -> MLModelVersion:
+    model, created = MLModel.objects.get_or_create(
+        name=model_name,
+        defaults={"description": description, "owner": registered_by, "feature_schema": schema},
+    )
+    if created:
+        audit_record(action="model.created", actor=registered_by, obj=model, model_name=model.name)
+    if model.versions.filter(version=version).exists():
+        raise GovernanceError(
+            f"{model_name} {version} is already registered", {"field": "version"}, status=409
+        )
+    parent_obj = None
+    if parent:
+        parent_obj = model.versions.filter(version=parent).first()
+        if parent_obj is None:
+            raise GovernanceError(f"parent version {parent} does not exist", {"field": "parent"})
+    elif (prod := model.production_version()) is not None:
+        parent_obj = prod
+    try:
+        with transaction.atomic():
+            obj = MLModelVersion.objects.create(
+                model=model, version=version, feature_schema=schema, model_hash=sha,
+                model_path=relpath, artifact_format=fmt, reference_hash=reference[0],
+                reference_summary=reference[1], evaluation_hash=evaluation[0],
+                evaluation_rows=evaluation[1], parent=parent_obj, registered_by=registered_by,
+                **fields,
+            )
+    except IntegrityError:
+        raise GovernanceError(
+            f"{model_name} {version} is already registered", {"field": "version"}, status=409
+        ) from None
+    audit_record(
+        action="version.registered", actor=registered_by, obj=obj, model_name=model.name,
+        payload={"version": version, "sha256": sha, "metrics": obj.metrics(),
+                 "parent": parent_obj.version if parent_obj else None},
+    )
+    return obj
+
+
+def _lock_version(version: MLModelVersion) -> MLModelVersion:
+    # Lock the model row first: every lifecycle change of a model is serialised on it.
+    MLModel.objects.select_for_update().get(pk=version.model_id)
+    return MLModelVersion.objects.select_for_update().get(pk=version.pk)
+
+
+@records_failures
+@transaction.atomic
+def version_transition(*, version: MLModelVersion, to: str, actor, notes: str = "") -> MLModelVersion:
+    """Move a version along the lifecycle; production goes through the approval gate."""
+    version = _lock_version(version)
+    if to == version.status:
+        return version
+    if to not in TRANSITIONS.get(version.status, set()):
+        raise GovernanceError(
+            f"cannot move {version} from {version.status} to {to}",
+            {"field": "to", "allowed": sorted(TRANSITIONS.get(version.status, set()))},
+            status=409,
+        )
+    if to == Status.PRODUCTION:
+        return _promote_locked(version=version, actor=actor, notes=notes)
+    now = timezone.now()
+    previous = version.status
+    version.status = to
+    update = ["status"]
+    if to == Status.ARCHIVED:
+        version.deprecated_at = now
+        version.traffic_percentage = 0
+        update += ["deprecated_at", "traffic_percentage"]
+    version.save(update_fields=update)
+    audit_record(
+        action="version.transition", actor=actor, obj=version, model_name=version.model.name,
+        payload={"from": previous, "to": to, "notes": notes},
+    )
+    return version
+
+
+def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
+    approved = version.approval_requests.filter(status=ApprovalRequest.Status.APPROVED).first()
+    if approved is None or not version.is_approved():
+        raise GovernanceError(
+            f"{version} has no approval; promotion to production needs an approved request",
+            status=409,
+        )
+    if approved.evidence_hash != evidence_hash(version):
+
+        def expire():
+            ApprovalRequest.objects.filter(pk=approved.pk).update(
+                status=ApprovalRequest.Status.EXPIRED
+            )
+            MLModelVersion.objects.filter(pk=version.pk).update(approved_at=None, approved_by=None)
+
+        raise GovernanceError(
+            f"the approval of {version} expired: its evidence changed since it was approved",
+            status=409, persist=expire,
+            audit={"action": "approval.expired", "obj": approved, "model_name": version.model.name,
+                   "payload": {"reason": "the version's evidence changed after approval"}},
+        )
+    return approved
+
+
+def _promote_locked(*, version: MLModelVersion, actor, notes: str) -> MLModelVersion:
+    _require_valid_approval(version)
+    now = timezone.now()
+    current = (
+        MLModelVersion.objects.select_for_update()
+        .filter(model_id=version.model_id, status=Status.PRODUCTION)
+        .first()
+    )
+    if current is not None:
+        current.status = Status.ARCHIVED
+        current.deprecated_at = now
+        current.traffic_percentage = 0
+        current.save(update_fields=["status", "deprecated_at", "traffic_percentage"])
+    previous = version.status
+    version.status = Status.PRODUCTION
+    version.deployed_at = now
+    version.deprecated_at = None
+    version.traffic_percentage = 100
+    version.save(update_fields=["status", "deployed_at", "deprecated_at", "traffic_percentage"])
+    audit_record(
+        action="version.promoted", actor=actor, obj=version, model_name=version.model.name,
+        payload={"from": previous, "replaced": current.version if current else None, "notes": notes},
+    )
+    notification_queue(
+        event="version.promoted", subject=f"{version} is now in production",
+        body=f"{actor} promoted {version}" + (f", replacing {current.version}" if current else ""),
+        roles=[APPROVER, ML_ENGINEER], payload={"model": version.model.name, "version": version.version},
+    )
+    return version
+
+
+@records_failures
+@transaction.atomic
+def version_rollback(*, model: MLModel, actor, notes: str = "") -> MLModelVersion:
+    """Put the previous production version back in production, archiving the current one."""
+    MLModel.objects.select_for_update().get(pk=model.pk)
+    current = model.versions.select_for_update().filter(status=Status.PRODUCTION).first()
+    if current is None:
+        raise GovernanceError(f"{model} has no production version to roll back", status=409)
+    previous = (
+        model.versions.select_for_update()
+        .filter(status=Status.ARCHIVED, deployed_at__isnull=False)
+        .exclude(pk=current.pk)
+        .order_by("-deprecated_at")
+        .first()
+    )
+    if previous is None:
+        raise GovernanceError(f"{model} has no earlier production version", status=409)
+    now = timezone.now()
+    current.status, current.deprecated_at, current.traffic_percentage = Status.ARCHIVED, now, 0
+    current.save(update_fields=["status", "deprecated_at", "traffic_percentage"])
+    previous.status, previous.deployed_at, previous.deprecated_at = Status.PRODUCTION, now, None
+    previous.traffic_percentage = 100
+    previous.save(update_fields=["status", "deployed_at", "deprecated_at", "traffic_percentage"])
+    audit_record(
+        action="version.rolled_back", actor=actor, obj=previous, model_name=model.name,
+        payload={"from": current.version, "to": previous.version, "notes": notes},
+    )
+    notification_queue(
+        event="version.rolled_back", subject=f"{model} rolled back to {previous.version}",
+        body=f"{actor} rolled {model} back from {current.version} to {previous.version}. {notes}",
+        roles=[APPROVER, ML_ENGINEER], payload={"model": model.name, "version": previous.version},
+    )
+    return previous
+
+
+@records_failures
+@transaction.atomic
+def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") -> ApprovalRequest:
+    """Ask approvers to approve a version; snapshots the evidence they will see."""
+    version = _lock_version(version)
+    if version.status not in (Status.TESTING, Status.STAGING):
+        raise GovernanceError(
+            f"only testing or staging versions can be submitted (this one is {version.status})",
+            status=409,
+        )
+    if version.approval_requests.filter(status=ApprovalRequest.Status.PENDING).exists():
+        raise GovernanceError(f"{version} already has a pending approval request", status=409)
+    if version.is_approved():
+        raise GovernanceError(f"{version} is already approved", status=409)
+    evidence = evidence_snapshot(version)
+    request = ApprovalRequest.objects.create(
+        version=version, requested_by=actor, notes=notes, evidence=evidence,
+        evidence_hash=evidence_hash(version),
+    )
+    audit_record(
+        action="approval.requested", actor=actor, obj=request, model_name=version.model.name,
+        payload={"version": version.version, "notes": notes, "policy": evidence["policy_checks"]},
+    )
+    notification_queue(
+        event="approval.requested", subject=f"Approval requested: {version}",
+        body=f"{actor} asks for approval of {version}. {notes}", roles=[APPROVER],
+        payload={"model": version.model.name, "version": version.version, "request": request.pk},
+    )
+    return request
+
+
+def _check_separation_of_duties(request: ApprovalRequest, approver) -> None:
+    version = request.version
+    if approver.pk in (version.registered_by_id, request.requested_by_id):
+        raise GovernanceError(
+            "separation of duties: whoever registered or submitted a version cannot decide on it",
+            status=403,
+            audit={"action": "approval.self_approval_refused", "actor": approver, "obj": request,
+                   "model_name": version.model.name},
+        )
+
+
+@records_failures
+@transaction.atomic
+def approval_decide(
+    *, request: ApprovalRequest, approver, decision: str, notes: str = ""
+) -> ApprovalRequest:
+    """Record one approver's decision; the request closes on a reject or enough approvals."""
+    request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+    version = _lock_version(request.version)
+    if request.status != ApprovalRequest.Status.PENDING:
+        raise GovernanceError(f"this request is already {request.status}", status=409)
+    if decision not in ApprovalDecision.Decision.values:
+        raise GovernanceError("decision must be approve or reject", {"field": "decision"})
+    if decision == ApprovalDecision.Decision.REJECT and not notes.strip():
+        raise GovernanceError("a rejection needs notes explaining why", {"field": "notes"})
+    _check_separation_of_duties(request, approver)
+    if request.decisions.filter(approver=approver).exists():
+        raise GovernanceError("you have already decided on this request", status=409)
+    if decision == ApprovalDecision.Decision.APPROVE:
+        _check_gates(request, version)
+    ApprovalDecision.objects.create(
+        request=request, approver=approver, decision=decision, notes=notes
+    )
+    audit_record(
+        action=f"approval.{decision}", actor=approver, obj=request, model_name=version.model.name,
+        payload={"version": version.version, "notes": notes},
+    )
+    _close_if_decided(request, version, approver, decision, notes)
+    return request
+
+
+def _check_gates(request: ApprovalRequest, version: MLModelVersion) -> None:
+    if request.evidence_hash != evidence_hash(version):
+        raise GovernanceError(
+            "the evidence changed since the request was made; it has expired, submit again",
+            status=409,
+            persist=lambda: ApprovalRequest.objects.filter(pk=request.pk).update(
+                status=ApprovalRequest.Status.EXPIRED
+            ),
+            audit={"action": "approval.expired", "obj": request, "model_name": version.model.name,
+                   "payload": {"reason": "evidence changed while the request was pending"}},
+        )
+    failures = [c for c in evidence_snapshot(version)["policy_checks"] if not c["passed"]]
+    if failures:
+        raise GovernanceError(
+            "the version does not meet the model's approval policy",
+            {"failed_checks": failures},
+            status=409,
+        )
+
+
+def _close_if_decided(request, version, approver, decision, notes) -> None:
+    now = timezone.now()
+    if decision == ApprovalDecision.Decision.REJECT:
+        request.status, request.decided_at = ApprovalRequest.Status.REJECTED, now
+        request.save(update_fields=["status", "decided_at"])
+        notification_queue(
+            event="approval.rejected", subject=f"{version} was rejected",
+            body=f"{approver} rejected {version}: {notes}", roles=[ML_ENGINEER],
+            payload={"model": version.model.name, "version": version.version},
+        )
+        return
+    approvals = request.decisions.filter(decision=ApprovalDecision.Decision.APPROVE).count()
+    if approvals < version.model.required_approvals:
+        return
+    request.status, request.decided_at = ApprovalRequest.Status.APPROVED, now
+    request.save(update_fields=["status", "decided_at"])
+    version.approved_by, version.approved_at, version.approval_notes = approver, now, notes
+    version.save(update_fields=["approved_by", "approved_at", "approval_notes"])
+    notification_queue(
+        event="approval.approved", subject=f"{version} was approved",
+        body=f"{approver} approved {version} ({approvals} of "
+        f"{version.model.required_approvals} approvals). {notes}",
+        roles=[ML_ENGINEER, APPROVER],
+        payload={"model": version.model.name, "version": version.version},
+    )
+
+
