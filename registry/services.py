@@ -6,7 +6,6 @@ against the database (constraints, row locks) and leaves an audit event.
 
 import functools
 import io
-import json
 
 import numpy as np
 from django.db import IntegrityError, transaction
@@ -83,19 +82,6 @@ TRANSITIONS: dict[str, set[str]] = {
 ARTIFACT_SUFFIX = {"json": ".json", "ubj": ".ubj"}
 
 
-def artifact_format_of(data: bytes) -> str:
-    head = data.lstrip()[:1]
-    return "json" if head == b"{" and data.lstrip()[:2] != b"{U" and _is_json(data) else "ubj"
-
-
-def _is_json(data: bytes) -> bool:
-    try:
-        json.loads(data)
-        return True
-    except (ValueError, UnicodeDecodeError):
-        return False
-
-
 def version_load_booster(*, version: MLModelVersion, actor=None):
     """The verified booster of a version; a hash mismatch is audited and re-raised."""
     try:
@@ -161,12 +147,15 @@ def _load_evaluation(data: bytes, n_features: int) -> dict:
 def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict]:
     import xgboost as xgb
 
-    scores = booster.predict(xgb.DMatrix(arrays["X"].astype(np.float64)))
+    matrix = xgb.DMatrix(arrays["X"].astype(np.float64), feature_names=booster.feature_names)
+    scores = booster.predict(matrix)
     metrics = {}
     if "y" in arrays:
-        from registry.training import classification_metrics
+        from registry.training import binary_metrics
 
-        metrics = classification_metrics(arrays["y"].astype(int), scores, threshold)
+        computed = binary_metrics(arrays["y"].astype(int), scores, threshold)
+        metrics = {"accuracy": computed["accuracy"], "precision": computed["precision"],
+                   "recall": computed["recall"], "f1_score": computed["f1"], "auc": computed["auc"]}
     return scores, metrics
 
 
@@ -198,7 +187,7 @@ def model_version_register(
     description: str = "",
 ) -> MLModelVersion:
     """Validate and store a trained version; metrics come from its evaluation set when given."""
-    from registry.training import ArtifactFormatError, load_booster
+    from registry.training import ArtifactFormatError, artifact_format, load_booster
 
     validate_semver_or_raise(version)
     unknown = set(metadata) - METADATA_FIELDS - {"feature_schema", "parent"}
@@ -216,6 +205,12 @@ def model_version_register(
             f"the booster expects {booster.num_features()} features, the schema lists {len(schema)}",
             {"field": "feature_schema"},
         )
+    names = [f["name"] for f in schema]
+    if booster.feature_names is not None and list(booster.feature_names) != names:
+        raise GovernanceError(
+            "the schema's feature names or order differ from the booster's",
+            {"field": "feature_schema", "booster": list(booster.feature_names)},
+        )
     threshold = float(metadata.get("decision_threshold", 0.5))
     if not 0 < threshold < 1:
         raise GovernanceError("decision_threshold must be in (0, 1)", {"field": "decision_threshold"})
@@ -230,7 +225,7 @@ def model_version_register(
         reference_summary = profile.summary()
         evaluation_hash, _ = artifact_put(data=evaluation, suffix=".npz")
         evaluation_rows = int(len(arrays["X"]))
-    fmt = artifact_format_of(artifact)
+    fmt = artifact_format(artifact)
     sha, relpath = artifact_put(data=artifact, suffix=ARTIFACT_SUFFIX[fmt])
     return _version_create(
         model_name=model_name, version=version, schema=schema, fields=fields, sha=sha,
@@ -433,6 +428,11 @@ def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") 
         raise GovernanceError(f"{version} already has a pending approval request", status=409)
     if version.is_approved():
         raise GovernanceError(f"{version} is already approved", status=409)
+    if version.model.fairness_gate and version.evaluation_hash:
+        # The gate reads this audit's verdict when approvers decide.
+        from fairness.services import fairness_audit_create
+
+        fairness_audit_create(version=version, trigger="approval", requested_by=actor)
     evidence = evidence_snapshot(version)
     request = ApprovalRequest.objects.create(
         version=version, requested_by=actor, notes=notes, evidence=evidence,

@@ -1,0 +1,143 @@
+"""Build demo data (idempotent): people in every role, a service token, a trained model with
+one version in production and one waiting for approval, and their fairness audits."""
+
+import os
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from knox.models import AuthToken
+from tqdm import tqdm
+
+from govsite import roles, synthetic
+from registry.audit import audit_record
+from registry.models import MLModel
+from registry.registration import register_training_result
+from registry.training import train
+
+MODEL = "threat-detector"
+PEOPLE = [
+    ("mira", roles.ML_ENGINEER),
+    ("alex", roles.APPROVER),
+    ("sam", roles.APPROVER),
+    ("ana", roles.ANALYST),
+    ("otto", roles.AUDITOR),
+]
+SERVICE = "soc-backend"
+# 1.0.0 learned from data with a strong region-correlated benign proxy; 1.1.0 was
+# retrained after the fairness audit found the false-positive gap.
+VERSIONS = [("1.0.0", 1.0, 1), ("1.1.0", 0.0, 2)]
+
+
+class Command(BaseCommand):
+    help = "Create or complete the demo data; safe to run again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=60_000)
+        parser.add_argument("--rounds", type=int, default=150)
+
+    def handle(self, *args, events, rounds, **options):
+        self.quiet = options["verbosity"] == 0
+        password = os.environ.get("DEMO_PASSWORD", "govsite-demo")
+        users = {name: self._person(name, role, password) for name, role in PEOPLE}
+        token = self._service_token()
+        for semver, proxy, seed in VERSIONS:
+            self._version(semver, proxy, seed, events, rounds, users)
+        self._print_logins(password, token)
+
+    def _person(self, username, role, password):
+        User = get_user_model()
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={"email": f"{username}@soc.example", "is_staff": role in roles.STAFF_ROLES},
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    def _service_token(self) -> str:
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=SERVICE)
+        if created:
+            user.set_unusable_password()
+            user.save()
+            user.groups.add(Group.objects.get(name=roles.SOC_SERVICE))
+        # A fresh token each run: the old one cannot be shown again (only its hash is kept).
+        AuthToken.objects.filter(user=user).delete()
+        _, token = AuthToken.objects.create(user=user, expiry=None)
+        return token
+
+    def _train(self, semver, proxy, seed, events, rounds):
+        data = synthetic.generate(events, seed=seed,
+                                  scenario=synthetic.Scenario(region_proxy=proxy))
+        with tqdm(total=rounds, desc=f"training {semver}", disable=self.quiet) as bar:
+            return train(data, num_boost_round=rounds, seed=seed,
+                         progress=lambda i, total: bar.update(1))
+
+    def _version(self, semver, proxy, seed, events, rounds, users):
+        model = MLModel.objects.filter(name=MODEL).first()
+        if model and model.versions.filter(version=semver).exists():
+            return
+        result = self._train(semver, proxy, seed, events, rounds)
+        version = register_training_result(
+            result=result, model_name=MODEL, version=semver, registered_by=users["mira"],
+            description="Gradient-boosted threat scorer for SOC events.",
+        )
+        from registry import services
+
+        for to in ("testing", "staging"):
+            services.version_transition(version=version, to=to, actor=users["mira"])
+        if semver == "1.0.0":
+            self._ship_first(version, users)
+        else:
+            self._request_approval(version, users)
+        version.refresh_from_db()
+        self.stdout.write(f"registered {version} ({version.status})")
+
+    def _ship_first(self, version, users):
+        """History: 1.0.0 shipped before the fairness gate existed; its audit then failed."""
+        from fairness.services import fairness_audit_create, fairness_audit_execute_now
+        from registry import services
+
+        model = version.model
+        with transaction.atomic():
+            model.fairness_gate = False
+            model.save(update_fields=["fairness_gate"])
+            audit_record(action="model.policy_changed", actor=users["alex"], obj=model,
+                         model_name=model.name, payload={"fairness_gate": False})
+        services.approval_request_create(version=version, actor=users["mira"],
+                                         notes="First production model.")
+        request = version.approval_requests.get()
+        services.approval_decide(request=request, approver=users["alex"], decision="approve",
+                                 notes="Metrics meet the policy.")
+        version.refresh_from_db()
+        services.version_transition(version=version, to="production", actor=users["alex"])
+        audit = fairness_audit_create(version=version, requested_by=users["otto"])
+        fairness_audit_execute_now(audit_id=audit.pk)
+        with transaction.atomic():
+            model.fairness_gate = True
+            model.min_auc = 0.8
+            model.save(update_fields=["fairness_gate", "min_auc"])
+            audit_record(action="model.policy_changed", actor=users["alex"], obj=model,
+                         model_name=model.name, payload={"fairness_gate": True, "min_auc": 0.8})
+
+    def _request_approval(self, version, users):
+        from fairness.services import fairness_audit_execute_now
+        from registry import services
+
+        services.approval_request_create(
+            version=version, actor=users["mira"],
+            notes="Retrained without the travel-velocity proxy that raised APAC false positives.",
+        )
+        # The worker would run it; run it here so the demo is complete before start-up.
+        for audit in version.fairness_audits.filter(status="pending"):
+            fairness_audit_execute_now(audit_id=audit.pk)
+
+    def _print_logins(self, password, token):
+        self.stdout.write(self.style.SUCCESS("\nDemo logins (password for all: %s)" % password))
+        for name, role in PEOPLE:
+            self.stdout.write(f"  {name:<6} {role}")
+        self.stdout.write(f"SOC service account {SERVICE!r} API token (new each run):\n  {token}")
