@@ -10,8 +10,14 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 PASSWORD = "correct-horse-battery-staple"
@@ -28,10 +34,18 @@ def make_user(db):
         User = get_user_model()
         username = username or (role or "nobody").lower().replace(" ", "_")
         user = User.objects.create_user(
-            username=username, password=PASSWORD, email=f"{username}@example.test",
-            is_staff=role in STAFF_ROLES, **extra,
+            username=username,
+            password=PASSWORD,
+            email=f"{username}@example.test",
+            is_staff=role in STAFF_ROLES,
+            **extra,
         )
         if role:
+            if not Group.objects.filter(name=role).exists():
+                # Transactional tests flush the tables the data migration filled.
+                from govsite.roles import roles_sync
+
+                roles_sync()
             user.groups.add(Group.objects.get(name=role))
         return user
 

@@ -21,5 +21,8 @@ class Explanation(models.Model):
         ]
         permissions = [("view_explanations", "Can view prediction explanations")]
 
+    def __str__(self):
+        return f"explanation {self.feature_hash[:12]} of {self.version_id}"
+
     def contribution_vector(self) -> np.ndarray:
         return np.frombuffer(bytes(self.contributions), dtype="<f8")

@@ -19,19 +19,30 @@ class AuditInputError(Exception):
 
 @transaction.atomic
 def fairness_audit_create(
-    *, version: MLModelVersion, source: str = FairnessAudit.Source.EVALUATION,
-    attributes=("geo_region",), trigger: str = "manual", requested_by=None,
+    *,
+    version: MLModelVersion,
+    source: str = FairnessAudit.Source.EVALUATION,
+    attributes=("geo_region",),
+    trigger: str = "manual",
+    requested_by=None,
 ) -> FairnessAudit:
     """Create a pending audit and enqueue it for a worker once the transaction commits."""
     if source == FairnessAudit.Source.EVALUATION and not version.evaluation_hash:
         raise AuditInputError(f"{version} was registered without an evaluation set")
     audit = FairnessAudit.objects.create(
-        version=version, source=source, attributes=list(attributes), trigger=trigger,
+        version=version,
+        source=source,
+        attributes=list(attributes),
+        trigger=trigger,
         requested_by=requested_by,
     )
-    audit_record(action="fairness.audit_requested", actor=requested_by, obj=audit,
-                 model_name=version.model.name,
-                 payload={"version": version.version, "source": source, "trigger": trigger})
+    audit_record(
+        action="fairness.audit_requested",
+        actor=requested_by,
+        obj=audit,
+        model_name=version.model.name,
+        payload={"version": version.version, "source": source, "trigger": trigger},
+    )
     from fairness.tasks import fairness_audit_execute
 
     transaction.on_commit(lambda: fairness_audit_execute.delay(audit.pk))
@@ -69,21 +80,33 @@ def fairness_audit_execute_now(*, audit_id: int, progress=None) -> FairnessAudit
             raise AuditInputError("audits on logged predictions arrive with the prediction log")
         y, scores, sensitive = _evaluation_data(version, audit.attributes)
         result = metrics_core.audit(
-            y, scores=scores, threshold=version.decision_threshold, sensitive=sensitive,
+            y,
+            scores=scores,
+            threshold=version.decision_threshold,
+            sensitive=sensitive,
             progress=progress,
         ).to_dict()
     except Exception as exc:
         FairnessAudit.objects.filter(pk=audit_id).update(
-            status=FairnessAudit.Status.FAILED, reasons=[{"code": "error", "message": str(exc)}],
+            status=FairnessAudit.Status.FAILED,
+            reasons=[{"code": "error", "message": str(exc)}],
             completed_at=timezone.now(),
         )
         raise
     with transaction.atomic():
         FairnessAudit.objects.filter(pk=audit_id).update(
-            status=FairnessAudit.Status.COMPLETE, verdict=result["verdict"],
-            reasons=result["reasons"], result=result, progress=1.0, completed_at=timezone.now(),
+            status=FairnessAudit.Status.COMPLETE,
+            verdict=result["verdict"],
+            reasons=result["reasons"],
+            result=result,
+            progress=1.0,
+            completed_at=timezone.now(),
         )
-        audit_record(action="fairness.audit_completed", obj=audit, model_name=version.model.name,
-                     payload={"version": version.version, "verdict": result["verdict"]})
+        audit_record(
+            action="fairness.audit_completed",
+            obj=audit,
+            model_name=version.model.name,
+            payload={"version": version.version, "verdict": result["verdict"]},
+        )
     audit.refresh_from_db()
     return audit

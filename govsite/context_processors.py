@@ -15,9 +15,7 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
     items = [
-        (label, url_name)
-        for label, url_name, perm in NAV
-        if perm is None or user.has_perm(perm)
+        (label, url_name) for label, url_name, perm in NAV if perm is None or user.has_perm(perm)
     ]
     if user.is_staff:
         items.append(("Admin", "admin:index"))

@@ -67,6 +67,9 @@ class FeedbackEvent(models.Model):
     class Meta:
         ordering = ["created_at"]
 
+    def __str__(self):
+        return f"verdict {self.label} on {self.prediction_id}"
+
 
 class Alert(models.Model):
     class Severity(models.TextChoices):
@@ -96,7 +99,10 @@ class Alert(models.Model):
     count = models.PositiveIntegerField(default=1)
     clear_windows = models.PositiveIntegerField(default=0)
     acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
     )
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -14,6 +14,8 @@ def index(request):
         "monitoring/index.html",
         {
             "models": MLModel.objects.all(),
-            "alerts": Alert.objects.exclude(status=Alert.Status.RESOLVED).select_related("model")[:50],
+            "alerts": Alert.objects.exclude(status=Alert.Status.RESOLVED).select_related("model")[
+                :50
+            ],
         },
     )

@@ -22,13 +22,22 @@ from registry.models import (
 
 def _audit_table(queryset):
     rows = format_html_join(
-        "", "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-        ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_label, e.action,
-          str(e.payload)[:160]) for e in queryset[:50]),
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+        (
+            (
+                e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor_label,
+                e.action,
+                str(e.payload)[:160],
+            )
+            for e in queryset[:50]
+        ),
     )
     return format_html(
         "<table><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Details</th></tr>"
-        "</thead><tbody>{}</tbody></table>", rows or "",
+        "</thead><tbody>{}</tbody></table>",
+        rows or "",
     )
 
 
@@ -39,10 +48,23 @@ class MLModelAdmin(admin.ModelAdmin):
     readonly_fields = ["experiment_salt", "created_at"]
     fieldsets = [
         (None, {"fields": ["name", "description", "owner"]}),
-        ("Approval policy", {"fields": ["min_precision", "min_recall", "min_f1", "min_auc",
-                                         "required_approvals", "fairness_gate"]}),
-        ("Monitoring", {"fields": ["drift_window_minutes", "degradation_threshold",
-                                    "explain_threshold"]}),
+        (
+            "Approval policy",
+            {
+                "fields": [
+                    "min_precision",
+                    "min_recall",
+                    "min_f1",
+                    "min_auc",
+                    "required_approvals",
+                    "fairness_gate",
+                ]
+            },
+        ),
+        (
+            "Monitoring",
+            {"fields": ["drift_window_minutes", "degradation_threshold", "explain_threshold"]},
+        ),
         ("Schema", {"fields": ["feature_schema", "experiment_salt", "created_at"]}),
     ]
 
@@ -50,8 +72,13 @@ class MLModelAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         from registry.audit import audit_record
 
-        audit_record(action="model.policy_changed", actor=request.user, obj=obj,
-                     model_name=obj.name, payload={"changed": form.changed_data})
+        audit_record(
+            action="model.policy_changed",
+            actor=request.user,
+            obj=obj,
+            model_name=obj.name,
+            payload={"changed": form.changed_data},
+        )
 
 
 def _delta(field, label):
@@ -63,8 +90,9 @@ def _delta(field, label):
         if value["delta"] is None or production is None or production.pk == obj.pk:
             return f"{value['candidate']:.3f}"
         sign = "+" if value["delta"] >= 0 else ""
-        return format_html("{} <small>({}{})</small>", f"{value['candidate']:.3f}", sign,
-                           f"{value['delta']:.3f}")
+        return format_html(
+            "{} <small>({}{})</small>", f"{value['candidate']:.3f}", sign, f"{value['delta']:.3f}"
+        )
 
     column.short_description = label
     return column
@@ -72,33 +100,122 @@ def _delta(field, label):
 
 @admin.register(MLModelVersion)
 class MLModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status_badge", "precision_col", "recall_col", "f1_col", "auc_col",
-                    "traffic_percentage", "registered_by", "approved_by", "created_at"]
+    list_display = [
+        "__str__",
+        "status_badge",
+        "precision_col",
+        "recall_col",
+        "f1_col",
+        "auc_col",
+        "traffic_percentage",
+        "registered_by",
+        "approved_by",
+        "created_at",
+    ]
     list_filter = ["status", "model"]
     search_fields = ["version", "model__name", "model_hash"]
     actions = ["promote_selected", "archive_selected", "rollback_selected"]
     change_form_template = "admin/registry/version_change_form.html"
     readonly_fields = [
-        "model", "version", "status", "model_hash", "model_path", "artifact_format",
-        "training_dataset_hash", "training_samples", "training_duration_seconds",
-        "hyperparameters", "accuracy", "precision", "recall", "f1_score", "auc",
-        "decision_threshold", "feature_schema", "reference_hash", "evaluation_hash",
-        "evaluation_rows", "parent", "registered_by", "deployed_at", "deprecated_at",
-        "approved_by", "approved_at", "approval_notes", "traffic_percentage", "audit_trail",
+        "model",
+        "version",
+        "status",
+        "model_hash",
+        "model_path",
+        "artifact_format",
+        "training_dataset_hash",
+        "training_samples",
+        "training_duration_seconds",
+        "hyperparameters",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1_score",
+        "auc",
+        "decision_threshold",
+        "feature_schema",
+        "reference_hash",
+        "evaluation_hash",
+        "evaluation_rows",
+        "parent",
+        "registered_by",
+        "deployed_at",
+        "deprecated_at",
+        "approved_by",
+        "approved_at",
+        "approval_notes",
+        "traffic_percentage",
+        "audit_trail",
     ]
     fieldsets = [
-        (None, {"fields": ["model", "version", "status", "traffic_percentage", "parent",
-                           "registered_by"]}),
-        ("Metrics", {"fields": ["accuracy", "precision", "recall", "f1_score", "auc",
-                                "decision_threshold"]}),
-        ("Model card", {"fields": ["intended_use", "limitations", "ethical_considerations",
-                                   "evaluation_data"]}),
-        ("Approval", {"fields": ["approved_by", "approved_at", "approval_notes", "deployed_at",
-                                 "deprecated_at"]}),
-        ("Artifact and lineage", {"classes": ["collapse"], "fields": [
-            "model_hash", "model_path", "artifact_format", "training_dataset_hash",
-            "training_samples", "training_duration_seconds", "hyperparameters",
-            "feature_schema", "reference_hash", "evaluation_hash", "evaluation_rows"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "model",
+                    "version",
+                    "status",
+                    "traffic_percentage",
+                    "parent",
+                    "registered_by",
+                ]
+            },
+        ),
+        (
+            "Metrics",
+            {
+                "fields": [
+                    "accuracy",
+                    "precision",
+                    "recall",
+                    "f1_score",
+                    "auc",
+                    "decision_threshold",
+                ]
+            },
+        ),
+        (
+            "Model card",
+            {
+                "fields": [
+                    "intended_use",
+                    "limitations",
+                    "ethical_considerations",
+                    "evaluation_data",
+                ]
+            },
+        ),
+        (
+            "Approval",
+            {
+                "fields": [
+                    "approved_by",
+                    "approved_at",
+                    "approval_notes",
+                    "deployed_at",
+                    "deprecated_at",
+                ]
+            },
+        ),
+        (
+            "Artifact and lineage",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "model_hash",
+                    "model_path",
+                    "artifact_format",
+                    "training_dataset_hash",
+                    "training_samples",
+                    "training_duration_seconds",
+                    "hyperparameters",
+                    "feature_schema",
+                    "reference_hash",
+                    "evaluation_hash",
+                    "evaluation_rows",
+                ],
+            },
+        ),
         ("Audit trail", {"fields": ["audit_trail"]}),
     ]
 
@@ -120,8 +237,9 @@ class MLModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="audit events")
     def audit_trail(self, obj):
         return _audit_table(
-            AuditEvent.objects.filter(model_name=obj.model.name, payload__version=obj.version)
-            .order_by("-id")
+            AuditEvent.objects.filter(
+                model_name=obj.model.name, payload__version=obj.version
+            ).order_by("-id")
             | AuditEvent.objects.filter(object_type="MLModelVersion", object_id=str(obj.pk))
         )
 
@@ -145,13 +263,21 @@ class MLModelVersionAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         from registry.audit import audit_record
 
-        audit_record(action="version.card_edited", actor=request.user, obj=obj,
-                     model_name=obj.model.name, payload={"changed": form.changed_data})
+        audit_record(
+            action="version.card_edited",
+            actor=request.user,
+            obj=obj,
+            model_name=obj.model.name,
+            payload={"changed": form.changed_data},
+        )
 
     def get_urls(self):
         return [
-            path("<int:pk>/lifecycle/<str:op>/", self.admin_site.admin_view(self.lifecycle_view),
-                 name="registry_mlmodelversion_lifecycle"),
+            path(
+                "<int:pk>/lifecycle/<str:op>/",
+                self.admin_site.admin_view(self.lifecycle_view),
+                name="registry_mlmodelversion_lifecycle",
+            ),
         ] + super().get_urls()
 
     def lifecycle_view(self, request, pk, op):
@@ -159,28 +285,39 @@ class MLModelVersionAdmin(admin.ModelAdmin):
         if not self.has_promote_version_permission(request):
             raise PermissionDenied
         version = get_object_or_404(MLModelVersion, pk=pk)
-        labels = {"promote": "Promote to production", "archive": "Archive",
-                  "rollback": "Roll back the model to its previous production version",
-                  "stage": "Move to staging"}
+        labels = {
+            "promote": "Promote to production",
+            "archive": "Archive",
+            "rollback": "Roll back the model to its previous production version",
+            "stage": "Move to staging",
+        }
         if op not in labels:
             raise PermissionDenied
         if request.method == "POST":
             self._run_lifecycle(request, version, op, request.POST.get("notes", ""))
             return redirect(reverse("admin:registry_mlmodelversion_change", args=[version.pk]))
-        context = {**self.admin_site.each_context(request), "title": labels[op],
-                   "version": version, "op": op, "label": labels[op], "opts": self.model._meta,
-                   "production": version.model.production_version()}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": labels[op],
+            "version": version,
+            "op": op,
+            "label": labels[op],
+            "opts": self.model._meta,
+            "production": version.model.production_version(),
+        }
         return TemplateResponse(request, "admin/registry/confirm_lifecycle.html", context)
 
     def _run_lifecycle(self, request, version, op, notes):
         try:
             if op == "rollback":
-                result = services.version_rollback(model=version.model, actor=request.user,
-                                                   notes=notes)
+                result = services.version_rollback(
+                    model=version.model, actor=request.user, notes=notes
+                )
             else:
                 to = {"promote": "production", "archive": "archived", "stage": "staging"}[op]
-                result = services.version_transition(version=version, to=to, actor=request.user,
-                                                     notes=notes)
+                result = services.version_transition(
+                    version=version, to=to, actor=request.user, notes=notes
+                )
         except services.GovernanceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -192,13 +329,20 @@ class MLModelVersionAdmin(admin.ModelAdmin):
             for version in queryset:
                 self._run_lifecycle(request, version, op, request.POST.get("notes", ""))
             return None
-        context = {**self.admin_site.each_context(request), "title": f"Confirm {op}",
-                   "versions": queryset, "op": op, "opts": self.model._meta,
-                   "action": request.POST.get("action"),
-                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Confirm {op}",
+            "versions": queryset,
+            "op": op,
+            "opts": self.model._meta,
+            "action": request.POST.get("action"),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/registry/confirm_bulk.html", context)
 
-    @admin.action(description="Promote selected versions to production", permissions=["promote_version"])
+    @admin.action(
+        description="Promote selected versions to production", permissions=["promote_version"]
+    )
     def promote_selected(self, request, queryset):
         return self._confirm_bulk(request, queryset, "promote")
 
@@ -206,7 +350,9 @@ class MLModelVersionAdmin(admin.ModelAdmin):
     def archive_selected(self, request, queryset):
         return self._confirm_bulk(request, queryset, "archive")
 
-    @admin.action(description="Roll back the selected versions' models", permissions=["promote_version"])
+    @admin.action(
+        description="Roll back the selected versions' models", permissions=["promote_version"]
+    )
     def rollback_selected(self, request, queryset):
         return self._confirm_bulk(request, queryset, "rollback")
 
@@ -230,8 +376,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     list_filter = ["status", "version__model"]
     inlines = [DecisionInline]
     change_form_template = "admin/registry/approval_change_form.html"
-    readonly_fields = ["version", "requested_by", "requested_at", "notes", "status", "decided_at",
-                       "evidence_hash"]
+    readonly_fields = [
+        "version",
+        "requested_by",
+        "requested_at",
+        "notes",
+        "status",
+        "decided_at",
+        "evidence_hash",
+    ]
     exclude = ["evidence"]
 
     def has_add_permission(self, request):
@@ -248,15 +401,21 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<int:pk>/decide/", self.admin_site.admin_view(self.decide_view),
-                 name="registry_approvalrequest_decide"),
+            path(
+                "<int:pk>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="registry_approvalrequest_decide",
+            ),
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         approval = get_object_or_404(ApprovalRequest, pk=object_id)
-        extra = {"approval": approval, "evidence": approval.evidence,
-                 "can_decide": self.has_approve_version_permission(request)
-                 and approval.status == "pending"}
+        extra = {
+            "approval": approval,
+            "evidence": approval.evidence,
+            "can_decide": self.has_approve_version_permission(request)
+            and approval.status == "pending",
+        }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def decide_view(self, request, pk):
@@ -266,25 +425,38 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         decision = request.POST.get("decision", "")
         notes = request.POST.get("notes", "")
         try:
-            services.approval_decide(request=approval, approver=request.user, decision=decision,
-                                     notes=notes)
+            services.approval_decide(
+                request=approval, approver=request.user, decision=decision, notes=notes
+            )
         except services.GovernanceError as exc:
-            detail = "; ".join(c["check"] + ": " + c["detail"]
-                               for c in exc.details.get("failed_checks", []))
-            self.message_user(request, f"{exc.message}{' — ' + detail if detail else ''}",
-                              messages.ERROR)
+            detail = "; ".join(
+                c["check"] + ": " + c["detail"] for c in exc.details.get("failed_checks", [])
+            )
+            self.message_user(
+                request, f"{exc.message}{' — ' + detail if detail else ''}", messages.ERROR
+            )
         else:
             approval.refresh_from_db()
             self.log_change(request, approval, f"{decision}: {notes}")
-            self.message_user(request, f"Recorded: {decision}. Request is now {approval.status}.",
-                              messages.SUCCESS)
+            self.message_user(
+                request,
+                f"Recorded: {decision}. Request is now {approval.status}.",
+                messages.SUCCESS,
+            )
         return redirect(reverse("admin:registry_approvalrequest_change", args=[pk]))
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "actor_label", "action", "object_type", "object_id",
-                    "model_name"]
+    list_display = [
+        "id",
+        "created_at",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "model_name",
+    ]
     list_filter = ["action", "model_name"]
     search_fields = ["actor_label", "action", "object_id"]
 

@@ -68,11 +68,17 @@ class VersionListView(generics.ListCreateAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         evaluation = data.get("evaluation")
-        version = governed(lambda: services.model_version_register(
-            model_name=name, version=data["version"], artifact=data["artifact"].read(),
-            metadata=data["metadata"], evaluation=evaluation.read() if evaluation else None,
-            registered_by=request.user, description=data.get("description", ""),
-        ))
+        version = governed(
+            lambda: services.model_version_register(
+                model_name=name,
+                version=data["version"],
+                artifact=data["artifact"].read(),
+                metadata=data["metadata"],
+                evaluation=evaluation.read() if evaluation else None,
+                registered_by=request.user,
+                description=data.get("description", ""),
+            )
+        )
         return Response(MLModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -90,9 +96,11 @@ class RequestApprovalView(APIView):
         version = get_object_or_404(MLModelVersion, pk=pk)
         form = NotesSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        approval = governed(lambda: services.approval_request_create(
-            version=version, actor=request.user, notes=form.validated_data["notes"]
-        ))
+        approval = governed(
+            lambda: services.approval_request_create(
+                version=version, actor=request.user, notes=form.validated_data["notes"]
+            )
+        )
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_201_CREATED)
 
 
@@ -108,10 +116,14 @@ class DecideView(APIView):
         pending = version.approval_requests.filter(status=ApprovalRequest.Status.PENDING).first()
         if pending is None:
             raise ApiError(f"{version} has no pending approval request", status=409)
-        approval = governed(lambda: services.approval_decide(
-            request=pending, approver=request.user, decision=self.decision,
-            notes=form.validated_data["notes"],
-        ))
+        approval = governed(
+            lambda: services.approval_decide(
+                request=pending,
+                approver=request.user,
+                decision=self.decision,
+                notes=form.validated_data["notes"],
+            )
+        )
         approval.refresh_from_db()
         return Response(ApprovalRequestSerializer(approval).data)
 
@@ -143,9 +155,11 @@ class TransitionView(APIView):
         )
         if not request.user.has_perm(needed):
             self.permission_denied(request, message=f"moving a version to {to} needs {needed}")
-        version = governed(lambda: services.version_transition(
-            version=version, to=to, actor=request.user, notes=form.validated_data["notes"]
-        ))
+        version = governed(
+            lambda: services.version_transition(
+                version=version, to=to, actor=request.user, notes=form.validated_data["notes"]
+            )
+        )
         return Response(MLModelVersionSerializer(version).data)
 
 
@@ -157,7 +171,9 @@ class RollbackView(APIView):
         model = get_object_or_404(MLModel, name=name)
         form = NotesSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        version = governed(lambda: services.version_rollback(
-            model=model, actor=request.user, notes=form.validated_data["notes"]
-        ))
+        version = governed(
+            lambda: services.version_rollback(
+                model=model, actor=request.user, notes=form.validated_data["notes"]
+            )
+        )
         return Response(MLModelVersionSerializer(version).data)

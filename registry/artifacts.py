@@ -30,7 +30,11 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _path_for(sha: str, suffix: str) -> Path:
-    if suffix not in ALLOWED_SUFFIXES or len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+    if (
+        suffix not in ALLOWED_SUFFIXES
+        or len(sha) != 64
+        or not all(c in "0123456789abcdef" for c in sha)
+    ):
         raise ValueError("invalid artifact address")
     return Path(settings.ARTIFACT_ROOT) / sha[:2] / f"{sha}{suffix}"
 

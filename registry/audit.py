@@ -77,16 +77,26 @@ def audit_verify() -> ChainReport:
     last_id = None
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.pk, "link to the previous event is broken "
-                               "(an earlier event was edited or deleted)")
+            return ChainReport(
+                False,
+                checked,
+                event.pk,
+                "link to the previous event is broken (an earlier event was edited or deleted)",
+            )
         if event.compute_hash() != event.row_hash:
-            return ChainReport(False, checked, event.pk, "content does not match its hash "
-                               "(the event was edited)")
+            return ChainReport(
+                False, checked, event.pk, "content does not match its hash (the event was edited)"
+            )
         expected_prev = event.row_hash
         checked += 1
         last_id = event.pk
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.count != checked or head.last_hash != expected_prev):
-        return ChainReport(False, checked, last_id, "the newest events were deleted "
-                           f"(chain head records {head.count} events, found {checked})")
+        return ChainReport(
+            False,
+            checked,
+            last_id,
+            "the newest events were deleted "
+            f"(chain head records {head.count} events, found {checked})",
+        )
     return ChainReport(True, checked)

@@ -13,7 +13,12 @@ from registry.models import MLModelVersion
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
 CARD_FIELDS = ("intended_use", "limitations", "ethical_considerations", "evaluation_data")
-FLOORS = {"precision": "min_precision", "recall": "min_recall", "f1_score": "min_f1", "auc": "min_auc"}
+FLOORS = {
+    "precision": "min_precision",
+    "recall": "min_recall",
+    "f1_score": "min_f1",
+    "auc": "min_auc",
+}
 
 
 def evidence_hash(version: MLModelVersion) -> str:
@@ -46,8 +51,11 @@ def latest_fairness(version: MLModelVersion) -> dict | None:
     if audit is None:
         return None
     return {
-        "id": audit.pk, "status": audit.status, "verdict": audit.verdict,
-        "reasons": audit.reasons, "source": audit.source,
+        "id": audit.pk,
+        "status": audit.status,
+        "verdict": audit.verdict,
+        "reasons": audit.reasons,
+        "source": audit.source,
         "completed_at": audit.completed_at.isoformat() if audit.completed_at else None,
     }
 
@@ -69,20 +77,28 @@ def policy_checks(version: MLModelVersion) -> list[dict]:
         if floor is None:
             continue
         value = getattr(version, metric)
-        checks.append({
-            "check": f"{metric} >= {floor}",
-            "passed": value is not None and value >= floor,
-            "detail": f"{metric} is {value if value is not None else 'unknown'}",
-        })
+        checks.append(
+            {
+                "check": f"{metric} >= {floor}",
+                "passed": value is not None and value >= floor,
+                "detail": f"{metric} is {value if value is not None else 'unknown'}",
+            }
+        )
     missing = [f for f in ("intended_use", "limitations") if not getattr(version, f).strip()]
-    checks.append({
-        "check": "model card complete",
-        "passed": not missing,
-        "detail": f"missing: {', '.join(missing)}" if missing else "intended use and limitations given",
-    })
+    checks.append(
+        {
+            "check": "model card complete",
+            "passed": not missing,
+            "detail": f"missing: {', '.join(missing)}"
+            if missing
+            else "intended use and limitations given",
+        }
+    )
     if model.fairness_gate:
         fairness = latest_fairness(version)
-        passed = bool(fairness and fairness["status"] == "complete" and fairness["verdict"] == "pass")
+        passed = bool(
+            fairness and fairness["status"] == "complete" and fairness["verdict"] == "pass"
+        )
         if fairness is None:
             detail = "no fairness audit has been run"
         elif fairness["status"] != "complete":
@@ -99,8 +115,11 @@ def evidence_snapshot(version: MLModelVersion) -> dict:
         production = None
     return {
         "version": {
-            "model": version.model.name, "version": version.version, "status": version.status,
-            "artifact_sha256": version.model_hash, "threshold": version.decision_threshold,
+            "model": version.model.name,
+            "version": version.version,
+            "status": version.status,
+            "artifact_sha256": version.model_hash,
+            "threshold": version.decision_threshold,
             "registered_by": version.registered_by.username if version.registered_by else None,
             "training_samples": version.training_samples,
             "evaluation_rows": version.evaluation_rows,

@@ -41,7 +41,10 @@ class MLModel(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="owned_models",
     )
     feature_schema = models.JSONField(
@@ -129,7 +132,9 @@ class MLModelVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     registered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
         related_name="registered_versions",
     )
 
@@ -139,7 +144,10 @@ class MLModelVersion(models.Model):
     deployed_at = models.DateTimeField(null=True, blank=True)
     deprecated_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="approved_versions",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -237,8 +245,13 @@ class ApprovalDecision(models.Model):
     class Meta:
         ordering = ["decided_at"]
         constraints = [
-            models.UniqueConstraint(fields=["request", "approver"], name="one_decision_per_approver")
+            models.UniqueConstraint(
+                fields=["request", "approver"], name="one_decision_per_approver"
+            )
         ]
+
+    def __str__(self):
+        return f"{self.decision} by {self.approver_id}"
 
 
 class AuditEvent(models.Model):
@@ -264,6 +277,14 @@ class AuditEvent(models.Model):
     def __str__(self):
         return f"#{self.pk} {self.action} by {self.actor_label or 'system'}"
 
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit events are append-only")
+
     def content(self) -> dict:
         return {
             "created_at": self.created_at.isoformat(),
@@ -281,14 +302,6 @@ class AuditEvent(models.Model):
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("audit events are append-only")
-
 
 class AuditChainHead(models.Model):
     """Single row holding the last hash and count; locked to serialise appends."""
@@ -296,6 +309,9 @@ class AuditChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self):
+        return f"audit chain head ({self.count} events)"
 
 
 class Notification(models.Model):

@@ -25,8 +25,12 @@ def notification_queue(*, event: str, subject: str, body: str, roles=(), payload
     """Store an outbox row and enqueue its delivery once the caller's transaction commits."""
     recipients = sorted({email for role in roles for email in role_emails(role)})
     note = Notification.objects.create(
-        event=event, subject=subject, body=body, recipients=recipients,
-        webhook_url=settings.ALERT_WEBHOOK_URL, payload=payload or {},
+        event=event,
+        subject=subject,
+        body=body,
+        recipients=recipients,
+        webhook_url=settings.ALERT_WEBHOOK_URL,
+        payload=payload or {},
     )
     if not recipients and not note.webhook_url:
         Notification.objects.filter(pk=note.pk).update(status=Notification.Status.SENT)
@@ -60,11 +64,19 @@ def notification_deliver_now(*, notification_id: int) -> bool:
             send_mail(note.subject, note.body, settings.DEFAULT_FROM_EMAIL, note.recipients)
         if note.webhook_url:
             # "text" is what Slack-compatible receivers display; the rest is for machines.
-            _post_webhook(note.webhook_url, {"text": f"*{note.subject}*\n{note.body}",
-                                             "event": note.event, "data": note.payload})
+            _post_webhook(
+                note.webhook_url,
+                {
+                    "text": f"*{note.subject}*\n{note.body}",
+                    "event": note.event,
+                    "data": note.payload,
+                },
+            )
     except Exception as exc:
         Notification.objects.filter(pk=note.pk).update(
-            status=Notification.Status.FAILED, attempts=note.attempts + 1, last_error=str(exc)[:2000]
+            status=Notification.Status.FAILED,
+            attempts=note.attempts + 1,
+            last_error=str(exc)[:2000],
         )
         raise
     Notification.objects.filter(pk=note.pk).update(

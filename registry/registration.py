@@ -37,8 +37,14 @@ def evaluation_npz(result: TrainingResult) -> bytes:
 
 
 def register_training_result(
-    *, result: TrainingResult, model_name: str, version: str, registered_by,
-    card: dict | None = None, description: str = "", fmt: str = "json",
+    *,
+    result: TrainingResult,
+    model_name: str,
+    version: str,
+    registered_by,
+    card: dict | None = None,
+    description: str = "",
+    fmt: str = "json",
 ):
     metadata = result.registration_metadata()
     metadata.pop("validation_metrics", None)
@@ -48,7 +54,11 @@ def register_training_result(
     )
     metadata.update(MODEL_CARD if card is None else card)
     return model_version_register(
-        model_name=model_name, version=version, artifact=result.artifact_bytes(fmt),
-        metadata=metadata, evaluation=evaluation_npz(result), registered_by=registered_by,
+        model_name=model_name,
+        version=version,
+        artifact=result.artifact_bytes(fmt),
+        metadata=metadata,
+        evaluation=evaluation_npz(result),
+        registered_by=registered_by,
         description=description,
     )

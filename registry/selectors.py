@@ -16,7 +16,8 @@ def home_summary(*, user) -> dict:
         open_alerts=Count("alerts", filter=~Q(alerts__status="resolved"), distinct=True),
     )
     production = {
-        v.model_id: v for v in MLModelVersion.objects.filter(status=MLModelVersion.Status.PRODUCTION)
+        v.model_id: v
+        for v in MLModelVersion.objects.filter(status=MLModelVersion.Status.PRODUCTION)
     }
     for m in models:
         m.production = production.get(m.pk)

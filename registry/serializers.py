@@ -9,8 +9,15 @@ class MLModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = MLModel
         fields = [
-            "name", "description", "required_approvals", "fairness_gate",
-            "min_precision", "min_recall", "min_f1", "min_auc", "production_version",
+            "name",
+            "description",
+            "required_approvals",
+            "fairness_gate",
+            "min_precision",
+            "min_recall",
+            "min_f1",
+            "min_auc",
+            "production_version",
             "created_at",
         ]
 
@@ -28,13 +35,37 @@ class MLModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = MLModelVersion
         fields = [
-            "id", "model", "version", "status", "created_at", "model_hash", "artifact_format",
-            "training_dataset_hash", "training_samples", "training_duration_seconds",
-            "hyperparameters", "accuracy", "precision", "recall", "f1_score", "auc",
-            "decision_threshold", "feature_schema", "reference_summary", "intended_use",
-            "limitations", "ethical_considerations", "evaluation_data", "parent",
-            "registered_by", "deployed_at", "deprecated_at", "approved_by", "approved_at",
-            "approval_notes", "traffic_percentage",
+            "id",
+            "model",
+            "version",
+            "status",
+            "created_at",
+            "model_hash",
+            "artifact_format",
+            "training_dataset_hash",
+            "training_samples",
+            "training_duration_seconds",
+            "hyperparameters",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1_score",
+            "auc",
+            "decision_threshold",
+            "feature_schema",
+            "reference_summary",
+            "intended_use",
+            "limitations",
+            "ethical_considerations",
+            "evaluation_data",
+            "parent",
+            "registered_by",
+            "deployed_at",
+            "deprecated_at",
+            "approved_by",
+            "approved_at",
+            "approval_notes",
+            "traffic_percentage",
         ]
         read_only_fields = fields
 

@@ -38,8 +38,12 @@ class GovernanceError(Exception):
     status = 400
 
     def __init__(
-        self, message: str, details: dict | None = None, status: int | None = None,
-        audit: dict | None = None, persist=None,
+        self,
+        message: str,
+        details: dict | None = None,
+        status: int | None = None,
+        audit: dict | None = None,
+        persist=None,
     ):
         super().__init__(message)
         self.message = message
@@ -90,7 +94,9 @@ def version_load_booster(*, version: MLModelVersion, actor=None):
         # The audit event must survive the caller's rollback: record it on commit
         # of its own transaction (we are usually outside one here).
         audit_record(
-            action="artifact.verification_failed", actor=actor, obj=version,
+            action="artifact.verification_failed",
+            actor=actor,
+            obj=version,
             model_name=version.model.name,
             payload={"expected": exc.expected, "actual": exc.actual, "path": version.model_path},
         )
@@ -137,10 +143,14 @@ def _load_evaluation(data: bytes, n_features: int) -> dict:
             {"field": "evaluation"},
         )
     if not np.isfinite(X.astype(float)).all():
-        raise GovernanceError("evaluation X contains NaN or infinite values", {"field": "evaluation"})
+        raise GovernanceError(
+            "evaluation X contains NaN or infinite values", {"field": "evaluation"}
+        )
     y = arrays.get("y")
     if y is not None and (len(y) != len(X) or not np.isin(y, (0, 1)).all()):
-        raise GovernanceError("evaluation y must be 0/1 with one label per row", {"field": "evaluation"})
+        raise GovernanceError(
+            "evaluation y must be 0/1 with one label per row", {"field": "evaluation"}
+        )
     return arrays
 
 
@@ -154,8 +164,13 @@ def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict
         from registry.training import binary_metrics
 
         computed = binary_metrics(arrays["y"].astype(int), scores, threshold)
-        metrics = {"accuracy": computed["accuracy"], "precision": computed["precision"],
-                   "recall": computed["recall"], "f1_score": computed["f1"], "auc": computed["auc"]}
+        metrics = {
+            "accuracy": computed["accuracy"],
+            "precision": computed["precision"],
+            "recall": computed["recall"],
+            "f1_score": computed["f1"],
+            "auc": computed["auc"],
+        }
     return scores, metrics
 
 
@@ -170,9 +185,20 @@ def _reference(schema: list[dict], arrays: dict, scores: np.ndarray):
 
 
 METADATA_FIELDS = {
-    "training_dataset_hash", "training_samples", "training_duration_seconds", "hyperparameters",
-    "accuracy", "precision", "recall", "f1_score", "auc", "decision_threshold",
-    "intended_use", "limitations", "ethical_considerations", "evaluation_data",
+    "training_dataset_hash",
+    "training_samples",
+    "training_duration_seconds",
+    "hyperparameters",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1_score",
+    "auc",
+    "decision_threshold",
+    "intended_use",
+    "limitations",
+    "ethical_considerations",
+    "evaluation_data",
 }
 
 
@@ -202,7 +228,8 @@ def model_version_register(
         raise GovernanceError(str(exc), {"field": "artifact"}) from None
     if booster.num_features() != len(schema):
         raise GovernanceError(
-            f"the booster expects {booster.num_features()} features, the schema lists {len(schema)}",
+            f"the booster expects {booster.num_features()} features, "
+            f"the schema lists {len(schema)}",
             {"field": "feature_schema"},
         )
     names = [f["name"] for f in schema]
@@ -213,7 +240,9 @@ def model_version_register(
         )
     threshold = float(metadata.get("decision_threshold", 0.5))
     if not 0 < threshold < 1:
-        raise GovernanceError("decision_threshold must be in (0, 1)", {"field": "decision_threshold"})
+        raise GovernanceError(
+            "decision_threshold must be in (0, 1)", {"field": "decision_threshold"}
+        )
     fields = {k: metadata[k] for k in METADATA_FIELDS if k in metadata}
     reference_hash, reference_summary, evaluation_hash, evaluation_rows = "", {}, "", None
     if evaluation is not None:
@@ -228,10 +257,18 @@ def model_version_register(
     fmt = artifact_format(artifact)
     sha, relpath = artifact_put(data=artifact, suffix=ARTIFACT_SUFFIX[fmt])
     return _version_create(
-        model_name=model_name, version=version, schema=schema, fields=fields, sha=sha,
-        relpath=relpath, fmt=fmt, reference=(reference_hash, reference_summary),
-        evaluation=(evaluation_hash, evaluation_rows), parent=metadata.get("parent"),
-        registered_by=registered_by, description=description,
+        model_name=model_name,
+        version=version,
+        schema=schema,
+        fields=fields,
+        sha=sha,
+        relpath=relpath,
+        fmt=fmt,
+        reference=(reference_hash, reference_summary),
+        evaluation=(evaluation_hash, evaluation_rows),
+        parent=metadata.get("parent"),
+        registered_by=registered_by,
+        description=description,
     )
 
 
@@ -246,8 +283,19 @@ def validate_semver_or_raise(version: str) -> None:
 
 @transaction.atomic
 def _version_create(
-    *, model_name, version, schema, fields, sha, relpath, fmt, reference, evaluation, parent,
-    registered_by, description,
+    *,
+    model_name,
+    version,
+    schema,
+    fields,
+    sha,
+    relpath,
+    fmt,
+    reference,
+    evaluation,
+    parent,
+    registered_by,
+    description,
 ) -> MLModelVersion:
     model, created = MLModel.objects.get_or_create(
         name=model_name,
@@ -269,10 +317,18 @@ def _version_create(
     try:
         with transaction.atomic():
             obj = MLModelVersion.objects.create(
-                model=model, version=version, feature_schema=schema, model_hash=sha,
-                model_path=relpath, artifact_format=fmt, reference_hash=reference[0],
-                reference_summary=reference[1], evaluation_hash=evaluation[0],
-                evaluation_rows=evaluation[1], parent=parent_obj, registered_by=registered_by,
+                model=model,
+                version=version,
+                feature_schema=schema,
+                model_hash=sha,
+                model_path=relpath,
+                artifact_format=fmt,
+                reference_hash=reference[0],
+                reference_summary=reference[1],
+                evaluation_hash=evaluation[0],
+                evaluation_rows=evaluation[1],
+                parent=parent_obj,
+                registered_by=registered_by,
                 **fields,
             )
     except IntegrityError:
@@ -280,9 +336,16 @@ def _version_create(
             f"{model_name} {version} is already registered", {"field": "version"}, status=409
         ) from None
     audit_record(
-        action="version.registered", actor=registered_by, obj=obj, model_name=model.name,
-        payload={"version": version, "sha256": sha, "metrics": obj.metrics(),
-                 "parent": parent_obj.version if parent_obj else None},
+        action="version.registered",
+        actor=registered_by,
+        obj=obj,
+        model_name=model.name,
+        payload={
+            "version": version,
+            "sha256": sha,
+            "metrics": obj.metrics(),
+            "parent": parent_obj.version if parent_obj else None,
+        },
     )
     return obj
 
@@ -295,7 +358,9 @@ def _lock_version(version: MLModelVersion) -> MLModelVersion:
 
 @records_failures
 @transaction.atomic
-def version_transition(*, version: MLModelVersion, to: str, actor, notes: str = "") -> MLModelVersion:
+def version_transition(
+    *, version: MLModelVersion, to: str, actor, notes: str = ""
+) -> MLModelVersion:
     """Move a version along the lifecycle; production goes through the approval gate."""
     version = _lock_version(version)
     if to == version.status:
@@ -318,7 +383,10 @@ def version_transition(*, version: MLModelVersion, to: str, actor, notes: str = 
         update += ["deprecated_at", "traffic_percentage"]
     version.save(update_fields=update)
     audit_record(
-        action="version.transition", actor=actor, obj=version, model_name=version.model.name,
+        action="version.transition",
+        actor=actor,
+        obj=version,
+        model_name=version.model.name,
         payload={"from": previous, "to": to, "notes": notes},
     )
     return version
@@ -341,9 +409,14 @@ def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
 
         raise GovernanceError(
             f"the approval of {version} expired: its evidence changed since it was approved",
-            status=409, persist=expire,
-            audit={"action": "approval.expired", "obj": approved, "model_name": version.model.name,
-                   "payload": {"reason": "the version's evidence changed after approval"}},
+            status=409,
+            persist=expire,
+            audit={
+                "action": "approval.expired",
+                "obj": approved,
+                "model_name": version.model.name,
+                "payload": {"reason": "the version's evidence changed after approval"},
+            },
         )
     return approved
 
@@ -368,13 +441,22 @@ def _promote_locked(*, version: MLModelVersion, actor, notes: str) -> MLModelVer
     version.traffic_percentage = 100
     version.save(update_fields=["status", "deployed_at", "deprecated_at", "traffic_percentage"])
     audit_record(
-        action="version.promoted", actor=actor, obj=version, model_name=version.model.name,
-        payload={"from": previous, "replaced": current.version if current else None, "notes": notes},
+        action="version.promoted",
+        actor=actor,
+        obj=version,
+        model_name=version.model.name,
+        payload={
+            "from": previous,
+            "replaced": current.version if current else None,
+            "notes": notes,
+        },
     )
     notification_queue(
-        event="version.promoted", subject=f"{version} is now in production",
+        event="version.promoted",
+        subject=f"{version} is now in production",
         body=f"{actor} promoted {version}" + (f", replacing {current.version}" if current else ""),
-        roles=[APPROVER, ML_ENGINEER], payload={"model": version.model.name, "version": version.version},
+        roles=[APPROVER, ML_ENGINEER],
+        payload={"model": version.model.name, "version": version.version},
     )
     return version
 
@@ -403,13 +485,18 @@ def version_rollback(*, model: MLModel, actor, notes: str = "") -> MLModelVersio
     previous.traffic_percentage = 100
     previous.save(update_fields=["status", "deployed_at", "deprecated_at", "traffic_percentage"])
     audit_record(
-        action="version.rolled_back", actor=actor, obj=previous, model_name=model.name,
+        action="version.rolled_back",
+        actor=actor,
+        obj=previous,
+        model_name=model.name,
         payload={"from": current.version, "to": previous.version, "notes": notes},
     )
     notification_queue(
-        event="version.rolled_back", subject=f"{model} rolled back to {previous.version}",
+        event="version.rolled_back",
+        subject=f"{model} rolled back to {previous.version}",
         body=f"{actor} rolled {model} back from {current.version} to {previous.version}. {notes}",
-        roles=[APPROVER, ML_ENGINEER], payload={"model": model.name, "version": previous.version},
+        roles=[APPROVER, ML_ENGINEER],
+        payload={"model": model.name, "version": previous.version},
     )
     return previous
 
@@ -435,16 +522,24 @@ def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") 
         fairness_audit_create(version=version, trigger="approval", requested_by=actor)
     evidence = evidence_snapshot(version)
     request = ApprovalRequest.objects.create(
-        version=version, requested_by=actor, notes=notes, evidence=evidence,
+        version=version,
+        requested_by=actor,
+        notes=notes,
+        evidence=evidence,
         evidence_hash=evidence_hash(version),
     )
     audit_record(
-        action="approval.requested", actor=actor, obj=request, model_name=version.model.name,
+        action="approval.requested",
+        actor=actor,
+        obj=request,
+        model_name=version.model.name,
         payload={"version": version.version, "notes": notes, "policy": evidence["policy_checks"]},
     )
     notification_queue(
-        event="approval.requested", subject=f"Approval requested: {version}",
-        body=f"{actor} asks for approval of {version}. {notes}", roles=[APPROVER],
+        event="approval.requested",
+        subject=f"Approval requested: {version}",
+        body=f"{actor} asks for approval of {version}. {notes}",
+        roles=[APPROVER],
         payload={"model": version.model.name, "version": version.version, "request": request.pk},
     )
     return request
@@ -456,8 +551,12 @@ def _check_separation_of_duties(request: ApprovalRequest, approver) -> None:
         raise GovernanceError(
             "separation of duties: whoever registered or submitted a version cannot decide on it",
             status=403,
-            audit={"action": "approval.self_approval_refused", "actor": approver, "obj": request,
-                   "model_name": version.model.name},
+            audit={
+                "action": "approval.self_approval_refused",
+                "actor": approver,
+                "obj": request,
+                "model_name": version.model.name,
+            },
         )
 
 
@@ -484,7 +583,10 @@ def approval_decide(
         request=request, approver=approver, decision=decision, notes=notes
     )
     audit_record(
-        action=f"approval.{decision}", actor=approver, obj=request, model_name=version.model.name,
+        action=f"approval.{decision}",
+        actor=approver,
+        obj=request,
+        model_name=version.model.name,
         payload={"version": version.version, "notes": notes},
     )
     _close_if_decided(request, version, approver, decision, notes)
@@ -499,8 +601,12 @@ def _check_gates(request: ApprovalRequest, version: MLModelVersion) -> None:
             persist=lambda: ApprovalRequest.objects.filter(pk=request.pk).update(
                 status=ApprovalRequest.Status.EXPIRED
             ),
-            audit={"action": "approval.expired", "obj": request, "model_name": version.model.name,
-                   "payload": {"reason": "evidence changed while the request was pending"}},
+            audit={
+                "action": "approval.expired",
+                "obj": request,
+                "model_name": version.model.name,
+                "payload": {"reason": "evidence changed while the request was pending"},
+            },
         )
     failures = [c for c in evidence_snapshot(version)["policy_checks"] if not c["passed"]]
     if failures:
@@ -517,8 +623,10 @@ def _close_if_decided(request, version, approver, decision, notes) -> None:
         request.status, request.decided_at = ApprovalRequest.Status.REJECTED, now
         request.save(update_fields=["status", "decided_at"])
         notification_queue(
-            event="approval.rejected", subject=f"{version} was rejected",
-            body=f"{approver} rejected {version}: {notes}", roles=[ML_ENGINEER],
+            event="approval.rejected",
+            subject=f"{version} was rejected",
+            body=f"{approver} rejected {version}: {notes}",
+            roles=[ML_ENGINEER],
             payload={"model": version.model.name, "version": version.version},
         )
         return
@@ -530,11 +638,10 @@ def _close_if_decided(request, version, approver, decision, notes) -> None:
     version.approved_by, version.approved_at, version.approval_notes = approver, now, notes
     version.save(update_fields=["approved_by", "approved_at", "approval_notes"])
     notification_queue(
-        event="approval.approved", subject=f"{version} was approved",
+        event="approval.approved",
+        subject=f"{version} was approved",
         body=f"{approver} approved {version} ({approvals} of "
         f"{version.model.required_approvals} approvals). {notes}",
         roles=[ML_ENGINEER, APPROVER],
         payload={"model": version.model.name, "version": version.version},
     )
-
-

@@ -65,8 +65,16 @@ def audit_trail(request):
 
 
 EXPORT_FIELDS = [
-    "id", "created_at", "actor_label", "action", "object_type", "object_id",
-    "model_name", "payload", "prev_hash", "row_hash",
+    "id",
+    "created_at",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "model_name",
+    "payload",
+    "prev_hash",
+    "row_hash",
 ]
 
 
@@ -77,11 +85,15 @@ def audit_export(request):
     events = audit_events(start=start, end=end, model_name=request.GET.get("model", ""))
     fmt = request.GET.get("format", "csv")
     audit_record(
-        action="audit.exported", actor=request.user,
+        action="audit.exported",
+        actor=request.user,
         payload={"format": fmt, "start": str(start), "end": str(end)},
     )
     rows = (
-        {f: (getattr(e, f).isoformat() if f == "created_at" else getattr(e, f)) for f in EXPORT_FIELDS}
+        {
+            f: (getattr(e, f).isoformat() if f == "created_at" else getattr(e, f))
+            for f in EXPORT_FIELDS
+        }
         for e in events.iterator()
     )
     if fmt == "json":
@@ -96,5 +108,3 @@ def audit_export(request):
         row["payload"] = json.dumps(row["payload"], sort_keys=True)
         writer.writerow(row)
     return response
-
-

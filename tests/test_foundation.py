@@ -22,9 +22,7 @@ def test_every_role_exists_with_exactly_its_permissions():
 
 
 def test_only_approvers_may_approve():
-    holders = {
-        g.name for g in Group.objects.filter(permissions__codename="approve_version")
-    }
+    holders = {g.name for g in Group.objects.filter(permissions__codename="approve_version")}
     assert holders == {"Approver"}
 
 
@@ -136,12 +134,18 @@ def test_env_helpers_fail_loudly(monkeypatch):
 def test_check_deploy_passes_with_production_settings(tmp_path):
     env = dict(os.environ)
     env.update(
-        DEBUG="false", HTTPS="true", SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="gov.example.com", GOVSITE_VAR_DIR=str(tmp_path),
+        DEBUG="false",
+        HTTPS="true",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="gov.example.com",
+        GOVSITE_VAR_DIR=str(tmp_path),
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

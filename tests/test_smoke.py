@@ -26,20 +26,28 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 def test_the_embedded_default_starts_with_demo_data_and_serves_pages(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
     env["GOVSITE_VAR_DIR"] = str(tmp_path)
     manage = [sys.executable, "manage.py"]
     subprocess.run(manage + ["migrate", "--no-input", "-v0"], env=env, check=True, timeout=300)
-    demo = subprocess.run(manage + ["demo", "-v0"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    demo = subprocess.run(
+        manage + ["demo", "-v0"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "alex   Approver" in demo.stdout and "API token" in demo.stdout
     assert (tmp_path / "govsite.sqlite3").exists()
     port = free_port()
-    server = subprocess.Popen(manage + ["serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        manage + ["serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90

@@ -53,8 +53,11 @@ def test_a_notification_is_delivered_by_the_worker_after_commit(
     settings.ALERT_WEBHOOK_URL = url
     with transaction.atomic():
         note = notification_queue(
-            event="approval.requested", subject="Approval requested: threat 1.1.0",
-            body="mira asks for approval", roles=["Approver"], payload={"version": "1.1.0"},
+            event="approval.requested",
+            subject="Approval requested: threat 1.1.0",
+            body="mira asks for approval",
+            roles=["Approver"],
+            payload={"version": "1.1.0"},
         )
         # Nothing may leave before the transaction commits.
         time.sleep(0.3)

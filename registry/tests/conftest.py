@@ -36,7 +36,10 @@ def artifact_root(settings, tmp_path):
 def register(trained, ml_engineer, artifact_root):
     def make(version="1.0.0", model="threat", user=None, gate=False):
         obj = register_training_result(
-            result=trained, model_name=model, version=version, registered_by=user or ml_engineer,
+            result=trained,
+            model_name=model,
+            version=version,
+            registered_by=user or ml_engineer,
         )
         if not gate:
             obj.model.fairness_gate = False

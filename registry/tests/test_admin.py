@@ -17,8 +17,10 @@ def test_an_approver_approves_through_the_admin_and_it_is_logged(
     assert page.status_code == 200
     html = page.content.decode()
     assert "Evidence shown to approvers" in html and 'data-testid="approve"' in html
-    response = client.post(f"/admin/registry/approvalrequest/{request.pk}/decide/",
-                           {"decision": "approve", "notes": "meets policy"})
+    response = client.post(
+        f"/admin/registry/approvalrequest/{request.pk}/decide/",
+        {"decision": "approve", "notes": "meets policy"},
+    )
     assert response.status_code == 302
     request.refresh_from_db()
     assert request.status == "approved"
@@ -29,8 +31,10 @@ def test_a_rejection_through_the_admin(client, staged, ml_engineer, approver):
     version = staged()
     request = services.approval_request_create(version=version, actor=ml_engineer)
     client.force_login(approver)
-    client.post(f"/admin/registry/approvalrequest/{request.pk}/decide/",
-                {"decision": "reject", "notes": "precision regressed"})
+    client.post(
+        f"/admin/registry/approvalrequest/{request.pk}/decide/",
+        {"decision": "reject", "notes": "precision regressed"},
+    )
     assert ApprovalRequest.objects.get(pk=request.pk).status == "rejected"
 
 
@@ -39,8 +43,9 @@ def test_the_registrant_cannot_decide_in_the_admin(client, staged, make_user):
     version = staged(user=both)
     request = services.approval_request_create(version=version, actor=both)
     client.force_login(both)
-    response = client.post(f"/admin/registry/approvalrequest/{request.pk}/decide/",
-                           {"decision": "approve"})
+    response = client.post(
+        f"/admin/registry/approvalrequest/{request.pk}/decide/", {"decision": "approve"}
+    )
     assert "separation of duties" in client.get(response["Location"]).content.decode().lower()
     assert ApprovalRequest.objects.get(pk=request.pk).status == "pending"
 

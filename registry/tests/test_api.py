@@ -37,8 +37,7 @@ def test_only_ml_engineers_may_register(role, request, api_as, registration_file
         assert MLModelVersion.objects.count() == 0
 
 
-def test_registration_errors_name_the_field(api_as, ml_engineer, registration_files,
-                                            artifact_root):
+def test_registration_errors_name_the_field(api_as, ml_engineer, registration_files, artifact_root):
     client = api_as(ml_engineer)
     response = upload(client, registration_files, version="two")
     assert response.status_code == 400

@@ -34,8 +34,10 @@ def race(n, work):
 
 def test_concurrent_promotions_leave_exactly_one_production_version(approved, approver):
     versions = [approved(f"1.{i}.0") for i in range(4)]
-    outcomes = race(4, lambda i: services.version_transition(
-        version=versions[i], to="production", actor=approver))
+    outcomes = race(
+        4,
+        lambda i: services.version_transition(version=versions[i], to="production", actor=approver),
+    )
     assert len(outcomes) == 4
     assert MLModelVersion.objects.filter(status="production").count() == 1
     # serialised on the model row: every promotion ran, the last one holds production
@@ -48,8 +50,10 @@ def test_concurrent_decisions_on_one_request_record_one_approval(
     version = staged()
     request = services.approval_request_create(version=version, actor=ml_engineer)
     people = [approver, second_approver]
-    outcomes = race(2, lambda i: services.approval_decide(
-        request=request, approver=people[i], decision="approve"))
+    outcomes = race(
+        2,
+        lambda i: services.approval_decide(request=request, approver=people[i], decision="approve"),
+    )
     request.refresh_from_db()
     assert request.status == "approved"
     assert [kind for kind, _ in outcomes].count("ok") == 1

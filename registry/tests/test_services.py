@@ -24,8 +24,9 @@ def test_registration_stores_the_artifact_its_hash_metrics_and_reference(registe
     assert event.payload["sha256"] == version.model_hash
 
 
-def test_registration_refuses_bad_input_and_stores_nothing(registration_files, ml_engineer,
-                                                           artifact_root):
+def test_registration_refuses_bad_input_and_stores_nothing(
+    registration_files, ml_engineer, artifact_root
+):
     import pickle
 
     artifact, metadata, evaluation = registration_files
@@ -35,14 +36,22 @@ def test_registration_refuses_bad_input_and_stores_nothing(registration_files, m
         ({"artifact": artifact[: len(artifact) // 2]}, "JSON"),
         ({"artifact": b'{"not": "a model"}'}, "not an XGBoost model"),
         ({"metadata": {**metadata, "feature_schema": []}}, "feature_schema is required"),
-        ({"metadata": {**metadata, "feature_schema": metadata["feature_schema"][:-1]}},
-         "expects 10 features"),
+        (
+            {"metadata": {**metadata, "feature_schema": metadata["feature_schema"][:-1]}},
+            "expects 10 features",
+        ),
         ({"evaluation": npz(X=[[1.0, 2.0]])}, "evaluation X"),
         ({"metadata": {**metadata, "surprise": 1}}, "unknown metadata"),
     ]
     for change, message in cases:
-        kwargs = dict(model_name="threat", version="1.0.0", artifact=artifact, metadata=metadata,
-                      evaluation=evaluation, registered_by=ml_engineer)
+        kwargs = dict(
+            model_name="threat",
+            version="1.0.0",
+            artifact=artifact,
+            metadata=metadata,
+            evaluation=evaluation,
+            registered_by=ml_engineer,
+        )
         kwargs.update(change)
         with pytest.raises(GovernanceError, match=message):
             services.model_version_register(**kwargs)
@@ -115,8 +124,9 @@ def test_a_rejection_needs_notes_and_closes_the_request(staged, ml_engineer, app
     request = services.approval_request_create(version=version, actor=ml_engineer)
     with pytest.raises(GovernanceError, match="needs notes"):
         services.approval_decide(request=request, approver=approver, decision="reject")
-    services.approval_decide(request=request, approver=approver, decision="reject",
-                             notes="recall below production")
+    services.approval_decide(
+        request=request, approver=approver, decision="reject", notes="recall below production"
+    )
     request.refresh_from_db()
     assert request.status == "rejected"
 

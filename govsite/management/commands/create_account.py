@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         group = parser.add_mutually_exclusive_group(required=True)
         group.add_argument("--password", help="password for a person's login")
-        group.add_argument(
-            "--service", action="store_true", help="a token-only service account"
-        )
+        group.add_argument("--service", action="store_true", help="a token-only service account")
 
     @transaction.atomic
     def handle(self, *args, username, role, email, password, service, **options):
@@ -36,7 +34,8 @@ class Command(BaseCommand):
         user.save()
         user.groups.add(Group.objects.get(name=role))
         audit_record(
-            action="account.created", obj=user,
+            action="account.created",
+            obj=user,
             payload={"username": username, "role": role, "service": service},
         )
         self.stdout.write(self.style.SUCCESS(f"created {username} in role {role!r}"))

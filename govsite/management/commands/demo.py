@@ -71,11 +71,13 @@ class Command(BaseCommand):
         return token
 
     def _train(self, semver, proxy, seed, events, rounds):
-        data = synthetic.generate(events, seed=seed,
-                                  scenario=synthetic.Scenario(region_proxy=proxy))
+        data = synthetic.generate(
+            events, seed=seed, scenario=synthetic.Scenario(region_proxy=proxy)
+        )
         with tqdm(total=rounds, desc=f"training {semver}", disable=self.quiet) as bar:
-            return train(data, num_boost_round=rounds, seed=seed,
-                         progress=lambda i, total: bar.update(1))
+            return train(
+                data, num_boost_round=rounds, seed=seed, progress=lambda i, total: bar.update(1)
+            )
 
     def _version(self, semver, proxy, seed, events, rounds, users):
         model = MLModel.objects.filter(name=MODEL).first()
@@ -83,7 +85,10 @@ class Command(BaseCommand):
             return
         result = self._train(semver, proxy, seed, events, rounds)
         version = register_training_result(
-            result=result, model_name=MODEL, version=semver, registered_by=users["mira"],
+            result=result,
+            model_name=MODEL,
+            version=semver,
+            registered_by=users["mira"],
             description="Gradient-boosted threat scorer for SOC events.",
         )
         from registry import services
@@ -106,13 +111,23 @@ class Command(BaseCommand):
         with transaction.atomic():
             model.fairness_gate = False
             model.save(update_fields=["fairness_gate"])
-            audit_record(action="model.policy_changed", actor=users["alex"], obj=model,
-                         model_name=model.name, payload={"fairness_gate": False})
-        services.approval_request_create(version=version, actor=users["mira"],
-                                         notes="First production model.")
+            audit_record(
+                action="model.policy_changed",
+                actor=users["alex"],
+                obj=model,
+                model_name=model.name,
+                payload={"fairness_gate": False},
+            )
+        services.approval_request_create(
+            version=version, actor=users["mira"], notes="First production model."
+        )
         request = version.approval_requests.get()
-        services.approval_decide(request=request, approver=users["alex"], decision="approve",
-                                 notes="Metrics meet the policy.")
+        services.approval_decide(
+            request=request,
+            approver=users["alex"],
+            decision="approve",
+            notes="Metrics meet the policy.",
+        )
         version.refresh_from_db()
         services.version_transition(version=version, to="production", actor=users["alex"])
         audit = fairness_audit_create(version=version, requested_by=users["otto"])
@@ -121,15 +136,21 @@ class Command(BaseCommand):
             model.fairness_gate = True
             model.min_auc = 0.8
             model.save(update_fields=["fairness_gate", "min_auc"])
-            audit_record(action="model.policy_changed", actor=users["alex"], obj=model,
-                         model_name=model.name, payload={"fairness_gate": True, "min_auc": 0.8})
+            audit_record(
+                action="model.policy_changed",
+                actor=users["alex"],
+                obj=model,
+                model_name=model.name,
+                payload={"fairness_gate": True, "min_auc": 0.8},
+            )
 
     def _request_approval(self, version, users):
         from fairness.services import fairness_audit_execute_now
         from registry import services
 
         services.approval_request_create(
-            version=version, actor=users["mira"],
+            version=version,
+            actor=users["mira"],
             notes="Retrained without the travel-velocity proxy that raised APAC false positives.",
         )
         # The worker would run it; run it here so the demo is complete before start-up.
@@ -137,7 +158,7 @@ class Command(BaseCommand):
             fairness_audit_execute_now(audit_id=audit.pk)
 
     def _print_logins(self, password, token):
-        self.stdout.write(self.style.SUCCESS("\nDemo logins (password for all: %s)" % password))
+        self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {password})"))
         for name, role in PEOPLE:
             self.stdout.write(f"  {name:<6} {role}")
         self.stdout.write(f"SOC service account {SERVICE!r} API token (new each run):\n  {token}")

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -25,19 +24,46 @@ class Command(BaseCommand):
         py = sys.executable
         commands = {
             "web": [
-                py, "-m", "gunicorn", "govsite.wsgi:application", "--bind", f"{host}:{port}",
-                "--workers", str(web_workers), "--access-logfile", "-", "--timeout", "120",
+                py,
+                "-m",
+                "gunicorn",
+                "govsite.wsgi:application",
+                "--bind",
+                f"{host}:{port}",
+                "--workers",
+                str(web_workers),
+                "--access-logfile",
+                "-",
+                "--timeout",
+                "120",
             ],
         }
         if not no_worker:
             commands["worker"] = [
-                py, "-m", "celery", "-A", "govsite", "worker", "--loglevel", "INFO",
-                "--concurrency", "2",
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "govsite",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
             ]
             commands["beat"] = [
-                py, "-m", "celery", "-A", "govsite", "beat", "--loglevel", "INFO",
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "govsite",
+                "beat",
+                "--loglevel",
+                "INFO",
             ]
-        procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()}
+        procs = {
+            name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands.items()
+        }
         self.stdout.write(self.style.SUCCESS(f"govsite is running at http://{host}:{port}/"))
         self.stdout.write(f"started: {', '.join(procs)} (Ctrl-C stops all)")
         stopping = False
