@@ -25,8 +25,8 @@ PEOPLE = [
     ("otto", roles.AUDITOR),
 ]
 SERVICE = "soc-backend"
-# 1.0.0 learned from data with a strong region-correlated benign proxy; 1.1.0 was
-# retrained after the fairness audit found the false-positive gap.
+# 1.0.0 learned from data with a region-correlated benign proxy (VPN-like travel in
+# APAC); 1.1.0 was retrained without it.
 VERSIONS = [("1.0.0", 1.0, 1), ("1.1.0", 0.0, 2)]
 
 
@@ -103,7 +103,7 @@ class Command(BaseCommand):
         self.stdout.write(f"registered {version} ({version.status})")
 
     def _ship_first(self, version, users):
-        """History: 1.0.0 shipped before the fairness gate existed; its audit then failed."""
+        """History: 1.0.0 shipped before the fairness gate existed; it was audited afterwards."""
         from fairness.services import fairness_audit_create, fairness_audit_execute_now
         from registry import services
 
