@@ -45,7 +45,8 @@ def default_params() -> dict:
     """
     return {
         "objective": "binary:logistic",
-        "eval_metric": ["logloss", "auc"],
+        # The last metric drives early stopping: log loss, a proper scoring rule.
+        "eval_metric": ["auc", "logloss"],
         "tree_method": "hist",
         "max_depth": 6,
         "eta": 0.1,
@@ -259,9 +260,30 @@ def stratified_split(y: np.ndarray, valid_fraction: float, seed: int):
     valid = np.zeros(y.shape[0], dtype=bool)
     for label in (0, 1):
         rows = np.flatnonzero(y == label)
+        if rows.size < 2:
+            raise ValueError("each class needs at least 2 rows to be split")
         take = max(1, int(round(valid_fraction * rows.size)))
         valid[rng.permutation(rows)[:take]] = True
     return valid
+
+
+def _fit(params, dtrain, dvalid, num_boost_round, early_stopping_rounds, progress):
+    callbacks = [_ProgressCallback(progress, num_boost_round)] if progress else []
+    evals_log: dict = {}
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=num_boost_round,
+        evals=[(dtrain, "train"), (dvalid, "valid")],
+        evals_result=evals_log,
+        early_stopping_rounds=early_stopping_rounds,
+        callbacks=callbacks,
+        verbose_eval=False,
+    )
+    if early_stopping_rounds is not None:
+        # Keep exactly the trees that are served and explained, nothing beyond.
+        booster = booster[: booster.best_iteration + 1]
+    return booster, evals_log
 
 
 def train(
@@ -289,23 +311,10 @@ def train(
     booster_params = {**default_params(), **(params or {}), "seed": seed}
     dtrain = xgb.DMatrix(X[~valid], label=y[~valid], feature_names=names)
     dvalid = xgb.DMatrix(X[valid], label=y[valid], feature_names=names)
-    callbacks = [_ProgressCallback(progress, num_boost_round)] if progress else []
-    evals_log: dict = {}
-
     started = time.perf_counter()
-    booster = xgb.train(
-        booster_params,
-        dtrain,
-        num_boost_round=num_boost_round,
-        evals=[(dtrain, "train"), (dvalid, "valid")],
-        evals_result=evals_log,
-        early_stopping_rounds=early_stopping_rounds,
-        callbacks=callbacks,
-        verbose_eval=False,
+    booster, evals_log = _fit(
+        booster_params, dtrain, dvalid, num_boost_round, early_stopping_rounds, progress
     )
-    if early_stopping_rounds is not None:
-        # Keep exactly the trees that are served and explained, nothing beyond.
-        booster = booster[: booster.best_iteration + 1]
     duration = time.perf_counter() - started
 
     scores = booster.predict(dvalid).astype(np.float64)
