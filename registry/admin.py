@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from registry import services
-from registry.evidence import metric_deltas
+from registry.evidence import latest_fairness, metric_deltas, policy_checks
 from registry.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -413,6 +413,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         extra = {
             "approval": approval,
             "evidence": approval.evidence,
+            "live_checks": policy_checks(approval.version),
+            "live_fairness": latest_fairness(approval.version),
             "can_decide": self.has_approve_version_permission(request)
             and approval.status == "pending",
         }
