@@ -27,7 +27,7 @@ PEOPLE = [
 SERVICE = "soc-backend"
 # 1.0.0 learned from data with a region-correlated benign proxy (VPN-like travel in
 # APAC); 1.1.0 was retrained without it.
-VERSIONS = [("1.0.0", 1.0, 1), ("1.1.0", 0.0, 2)]
+VERSIONS = [("1.0.0", 0.25, 1), ("1.1.0", 0.0, 2)]
 
 
 class Command(BaseCommand):
