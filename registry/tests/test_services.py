@@ -263,3 +263,32 @@ def test_audit_events_cannot_be_changed_through_the_orm(register):
         event.save()
     with pytest.raises(ValueError, match="append-only"):
         event.delete()
+
+
+def test_the_register_version_command(tmp_path, registration_files, ml_engineer, artifact_root):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    artifact, metadata, evaluation = registration_files
+    (tmp_path / "m.json").write_bytes(artifact)
+    (tmp_path / "meta.json").write_text(json.dumps(metadata))
+    (tmp_path / "eval.npz").write_bytes(evaluation)
+    args = [
+        "threat",
+        "3.0.0",
+        "--artifact",
+        str(tmp_path / "m.json"),
+        "--metadata",
+        str(tmp_path / "meta.json"),
+        "--evaluation",
+        str(tmp_path / "eval.npz"),
+    ]
+    call_command("register_version", *args, "--as-user", ml_engineer.username)
+    assert MLModelVersion.objects.get(version="3.0.0").evaluation_rows > 0
+    with pytest.raises(CommandError, match="already registered"):
+        call_command("register_version", *args, "--as-user", ml_engineer.username)
+    (tmp_path / "m.json").write_bytes(b"\x80\x04not a model")
+    args[1] = "3.0.1"
+    with pytest.raises(CommandError, match="pickle"):
+        call_command("register_version", *args, "--as-user", ml_engineer.username)
