@@ -103,7 +103,8 @@ class Command(BaseCommand):
         self.stdout.write(f"registered {version} ({version.status})")
 
     def _ship_first(self, version, users):
-        """History: 1.0.0 shipped before the fairness gate existed; it was audited afterwards."""
+        """History: 1.0.0 shipped before the fairness gate existed; its audit afterwards found
+        the APAC false-positive gap that 1.1.0 fixes."""
         from fairness.services import fairness_audit_create, fairness_audit_execute_now
         from registry import services
 
