@@ -1,12 +1,12 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from conftest import npz
 from registry import services
 from registry.artifacts import ArtifactIntegrityError, booster_cache
 from registry.audit import audit_verify
 from registry.models import ApprovalRequest, AuditEvent, MLModelVersion
 from registry.services import GovernanceError
-from registry.tests.conftest import npz
 
 pytestmark = pytest.mark.django_db
 
