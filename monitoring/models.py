@@ -105,11 +105,31 @@ class Alert(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when the condition cleared by itself.",
+    )
+
+    ACTIVE = (Status.OPEN, Status.ACKNOWLEDGED)
 
     class Meta:
         ordering = ["-last_seen"]
         permissions = [("manage_alert", "Can acknowledge and resolve alerts")]
+        constraints = [
+            # One live alert per condition: repeats update it (see monitoring.alerts).
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=~models.Q(status="resolved"),
+                name="one_active_alert_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["model", "status"], name="alert_model_status")]
 
     def __str__(self):
         return self.title
