@@ -342,3 +342,160 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.event}: {self.subject}"
+
+
+# --- A/B traffic and experiments (see docs/ab-testing.md) ----------------------------
+
+BASIS_POINTS = 10_000  # 100 % of traffic; shares are stored in basis points so sums are exact
+
+
+class TrafficSplit(models.Model):
+    """The live split of one model: champion and challenger shares in one row.
+
+    Both shares live in the same row so that a CheckConstraint can hold their sum at
+    100 % in the database; writers lock the model row first (registry.traffic), so
+    concurrent edits are serialised and never interleave.
+    """
+
+    model = models.OneToOneField(MLModel, on_delete=models.CASCADE, related_name="traffic")
+    champion = models.ForeignKey(
+        MLModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    challenger = models.ForeignKey(
+        MLModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    champion_bp = models.PositiveIntegerField(default=BASIS_POINTS)
+    challenger_bp = models.PositiveIntegerField(default=0)
+    shadows = models.ManyToManyField(
+        MLModelVersion, through="ShadowDeployment", related_name="shadowing", blank=True
+    )
+    revision = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "traffic split"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(champion_bp__lte=BASIS_POINTS) & Q(challenger_bp__lte=BASIS_POINTS),
+                name="traffic_split_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(champion_bp=BASIS_POINTS - models.F("challenger_bp")),
+                name="traffic_split_sums_to_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(challenger__isnull=False) | Q(challenger_bp=0),
+                name="traffic_split_share_needs_challenger",
+            ),
+        ]
+
+    def __str__(self):
+        return f"traffic of {self.model.name} (rev {self.revision})"
+
+    @property
+    def champion_percentage(self) -> float:
+        return self.champion_bp / 100
+
+    @property
+    def challenger_percentage(self) -> float:
+        return self.challenger_bp / 100
+
+
+class ShadowDeployment(models.Model):
+    """A version that scores every request of its model without acting on it."""
+
+    split = models.ForeignKey(TrafficSplit, on_delete=models.CASCADE)
+    version = models.ForeignKey(MLModelVersion, on_delete=models.PROTECT)
+    added_at = models.DateTimeField(auto_now_add=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["split", "version"], name="one_shadow_per_version")
+        ]
+
+    def __str__(self):
+        return f"{self.version} shadowing"
+
+
+class Experiment(models.Model):
+    """One champion-vs-challenger comparison: planned, then running while the challenger
+    takes traffic, ended by a promotion, a replacement, a stop or a guardrail rollback."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        RUNNING = "running"
+        ROLLED_BACK = "rolled_back"
+        ENDED = "ended"
+
+    class Metric(models.TextChoices):
+        PRECISION = "precision", "precision of flagged, analyst-labelled incidents"
+        RECALL = "recall", "recall on analyst-confirmed threats"
+        ACCURACY = "accuracy", "accuracy on analyst-labelled incidents"
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="experiments")
+    champion = models.ForeignKey(
+        MLModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    challenger = models.ForeignKey(MLModelVersion, on_delete=models.PROTECT, related_name="+")
+    hypothesis = models.TextField(blank=True)
+    primary_metric = models.CharField(
+        max_length=16, choices=Metric.choices, default=Metric.PRECISION
+    )
+    minimum_sample_size = models.PositiveIntegerField(
+        default=400, help_text="Labelled outcomes per arm before a conclusion is drawn."
+    )
+    alpha = models.FloatField(default=0.05)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PLANNED, db_index=True
+    )
+    challenger_bp = models.PositiveIntegerField(default=0, help_text="Current share (bp).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.TextField(blank=True)
+    # Smallest always-valid p-value seen by any look (mixture SPRT; see experiments.py).
+    min_p_value = models.FloatField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=Q(status__in=["planned", "running"]),
+                name="one_open_experiment_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(alpha__gt=0) & Q(alpha__lt=0.5), name="experiment_alpha_range"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.model.name}: {self.challenger.version} vs champion ({self.status})"
+
+
+class ExperimentEvent(models.Model):
+    """The decision history of an experiment (also in the audit trail)."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=32)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.action} on experiment {self.experiment_id}"
