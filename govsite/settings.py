@@ -118,6 +118,10 @@ WHITENOISE_USE_FINDERS = True
 # Content-addressed model artifacts (see registry.artifacts).
 ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
 
+# Prediction-log retention: at least six months (EU AI Act art. 19 record keeping).
+PREDICTION_RETENTION_DAYS = env_int("PREDICTION_RETENTION_DAYS", 183)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000)
+
 # --- HTTPS / security -----------------------------------------------------
 HTTPS = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS
@@ -209,3 +213,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- drift, performance and alerts (docs/monitoring.md) -------------------
+# A window needs this many values per feature before it gets a drift verdict.
+DRIFT_MIN_SAMPLES = env_int("DRIFT_MIN_SAMPLES", 100)
+# Performance is measured on the labels of the trailing period ending at each window.
+PERFORMANCE_LOOKBACK_MINUTES = env_int("PERFORMANCE_LOOKBACK_MINUTES", 1440)
+PERFORMANCE_MIN_LABELS = env_int("PERFORMANCE_MIN_LABELS", 50)
+PERFORMANCE_MIN_CLASS_LABELS = env_int("PERFORMANCE_MIN_CLASS_LABELS", 10)
+# A resolved alert that fires again within the cooldown is reopened, not re-notified.
+ALERT_COOLDOWN_MINUTES = env_int("ALERT_COOLDOWN_MINUTES", 60)
+ALERT_CLEAR_WINDOWS = env_int("ALERT_CLEAR_WINDOWS", 3)
+# /metrics: a bearer token and/or client networks (empty token: networks only).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])

@@ -133,3 +133,137 @@ class Alert(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class DriftRun(models.Model):
+    """One drift/performance job over a range of windows, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        UI = "ui"
+        API = "api"
+        CLI = "cli"
+        DEMO = "demo"
+
+    model = models.ForeignKey("registry.MLModel", on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField(help_text="Start of the first window")
+    end = models.DateTimeField(help_text="End of the last window (exclusive)")
+    window_minutes = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    windows_total = models.PositiveIntegerField(default=0)
+    windows_done = models.PositiveIntegerField(default=0)
+    rows_read = models.PositiveBigIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"drift run #{self.pk} of {self.model_id} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.windows_done / self.windows_total if self.windows_total else 0.0
+
+
+class DriftResult(models.Model):
+    """Drift statistics of one version over one window; re-runs replace the row."""
+
+    version = models.ForeignKey(
+        "registry.MLModelVersion", on_delete=models.CASCADE, related_name="drift_results"
+    )
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_rows = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, help_text="ok or insufficient_data")
+    drift = models.BooleanField(null=True)
+    severity = models.CharField(max_length=16, blank=True)
+    share_drifted = models.FloatField(null=True)
+    drifted_features = models.JSONField(default=list)
+    score_psi = models.FloatField(null=True)
+    score_mean = models.FloatField(null=True)
+    # Per feature: drift_core.FeatureResult.to_dict() (statistics, p-values, verdict).
+    features = models.JSONField(default=dict)
+    dataset = models.JSONField(default=dict)
+    # Page-Hinkley changes signalled while this window's scores were streamed.
+    score_changes = models.PositiveIntegerField(default=0)
+    run = models.ForeignKey(DriftRun, null=True, blank=True, on_delete=models.SET_NULL)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["version", "window_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "window_start", "window_end"], name="uniq_drift_window"
+            )
+        ]
+
+    def __str__(self):
+        return f"drift of {self.version_id} at {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class PerformanceResult(models.Model):
+    """Labelled-feedback metrics of one version over one window."""
+
+    version = models.ForeignKey(
+        "registry.MLModelVersion", on_delete=models.CASCADE, related_name="performance_results"
+    )
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    n_predictions = models.PositiveIntegerField()
+    n_labels = models.PositiveIntegerField()
+    n_positive = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, help_text="ok or insufficient_labels")
+    precision = models.FloatField(null=True)
+    recall = models.FloatField(null=True)
+    f1 = models.FloatField(null=True)
+    auc = models.FloatField(null=True)
+    # Metric name -> {"registered", "observed", "drop"} for drops beyond the threshold.
+    degraded = models.JSONField(default=dict)
+    run = models.ForeignKey(DriftRun, null=True, blank=True, on_delete=models.SET_NULL)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["version", "window_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "window_start", "window_end"], name="uniq_performance_window"
+            )
+        ]
+
+    def __str__(self):
+        return f"performance of {self.version_id} at {self.window_start:%Y-%m-%d %H:%M}"
+
+
+class DetectorState(models.Model):
+    """Page-Hinkley state on a version's score stream, kept between worker runs."""
+
+    version = models.OneToOneField(
+        "registry.MLModelVersion", on_delete=models.CASCADE, related_name="detector_state"
+    )
+    state = models.JSONField(help_text="drift_core.PageHinkley.state_dict()")
+    # Scores are streamed in (created_at, id) order up to this point.
+    cursor_time = models.DateTimeField(null=True, blank=True)
+    cursor_id = models.BigIntegerField(default=0)
+    changes = models.PositiveIntegerField(default=0)
+    last_change_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Page-Hinkley state of {self.version_id}"

@@ -1,0 +1,398 @@
+"""Drift jobs: read a window of logged predictions, compare with the reference, store, alert.
+
+A run (``DriftRun``) covers a range of windows of one model, for every version
+that logged predictions in that range. Per (version, window) it
+
+1. reads the window's feature bytes and scores in one query (PostgreSQL
+   concatenates them server-side, so a million rows arrive as two byte strings
+   that become numpy arrays with one ``frombuffer`` each),
+2. compares them with the version's reference profile (``drift_core.compare``,
+   features and the score) and upserts a ``DriftResult``,
+3. streams the scores through the version's Page-Hinkley detector, whose state
+   lives in ``DetectorState`` (fed once per window, in window order),
+4. measures performance on labelled feedback (``monitoring.performance``),
+5. raises or clears alerts.
+
+Re-running a window replaces its results, so runs are idempotent per window.
+"""
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from monitoring import drift_core
+from monitoring.alerts import alert_clear, alert_raise
+from monitoring.models import DetectorState, DriftResult, DriftRun, PredictionLog
+from registry.artifacts import artifact_get
+from registry.models import MLModel, MLModelVersion
+from registry.services import GovernanceError
+
+log = logging.getLogger(__name__)
+MAX_RUN_WINDOWS = 24 * 62  # two months of hourly windows per run
+SCORE_LABEL = "score"
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def window_floor(moment: datetime, minutes: int) -> datetime:
+    """Start of the window holding ``moment``; windows are aligned to the Unix epoch."""
+    step = minutes * 60
+    seconds = int(moment.timestamp()) // step * step
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def windows_between(start: datetime, end: datetime, minutes: int) -> list[tuple]:
+    """Aligned windows [ws, ws + minutes) covering [start, end)."""
+    out, step = [], timedelta(minutes=minutes)
+    ws = window_floor(start, minutes)
+    while ws < end:
+        out.append((ws, ws + step))
+        ws += step
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@functools.lru_cache(maxsize=16)
+def _profile(reference_hash: str) -> drift_core.ReferenceProfile:
+    data = artifact_get(sha=reference_hash, relpath=f"{reference_hash[:2]}/{reference_hash}.npz")
+    return drift_core.ReferenceProfile.from_bytes(data)
+
+
+def reference_profile(version: MLModelVersion) -> drift_core.ReferenceProfile | None:
+    """The version's verified reference profile (cached per hash), or None without one."""
+    if not version.reference_hash:
+        return None
+    return _profile(version.reference_hash)
+
+
+def window_arrays(*, version: MLModelVersion, start: datetime, end: datetime):
+    """(features matrix rows x p, scores) of a version's predictions in [start, end),
+    in event-time order."""
+    p = len(version.feature_schema)
+    if connection.vendor == "postgresql":
+        feature_bytes, score_bytes = _read_postgresql(version.pk, start, end)
+        scores = np.frombuffer(score_bytes, dtype=">f8").astype(np.float64)
+    else:
+        rows = (
+            PredictionLog.objects.filter(version=version, created_at__gte=start, created_at__lt=end)
+            .order_by("created_at", "id")
+            .values_list("features", "score")
+        )
+        chunks, score_list = [], []
+        for features, score in rows.iterator(chunk_size=5000):
+            chunks.append(features)
+            score_list.append(score)
+        feature_bytes = b"".join(chunks)
+        scores = np.asarray(score_list, dtype=np.float64)
+    if len(feature_bytes) != scores.size * p * 8:
+        raise GovernanceError(
+            f"logged feature vectors of {version} do not match its {p}-feature schema",
+            {"version": version.pk, "bytes": len(feature_bytes), "rows": int(scores.size)},
+            status=409,
+        )
+    X = np.frombuffer(feature_bytes, dtype="<f8").reshape(scores.size, p)
+    return X, scores
+
+
+def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[bytes, bytes]:
+    # float8send gives the big-endian IEEE bytes of each score; both aggregates
+    # use the same order, so row i of the features matches score i.
+    sql = (
+        "SELECT string_agg(features, ''::bytea ORDER BY created_at, id), "
+        "string_agg(float8send(score), ''::bytea ORDER BY created_at, id) "
+        f"FROM {PredictionLog._meta.db_table} "
+        "WHERE version_id = %s AND created_at >= %s AND created_at < %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [version_id, start, end])
+        features, scores = cursor.fetchone()
+    return bytes(features or b""), bytes(scores or b"")
+
+
+# --------------------------------------------------------------------------- one window
+
+
+def drift_window_compute(
+    *, version: MLModelVersion, window_start: datetime, window_end: datetime, run=None
+) -> DriftResult | None:
+    """Compare one window with the reference, store the result, feed the detector,
+    raise or clear alerts. None when the version has no reference profile."""
+    profile = reference_profile(version)
+    if profile is None:
+        return None
+    X, scores = window_arrays(version=version, start=window_start, end=window_end)
+    names = version.feature_names
+    current = {name: X[:, j] for j, name in enumerate(names)}
+    current[drift_core.SCORE] = scores
+    report = drift_core.compare(
+        profile, current, min_samples=getattr(settings, "DRIFT_MIN_SAMPLES", 100)
+    )
+    with transaction.atomic():
+        changes = detector_feed(version=version, window_end=window_end, scores=scores)
+        result = _store(version, window_start, window_end, scores, report, changes, run)
+        _drift_alerts(version, result, report, changes)
+    return result
+
+
+def _store(version, window_start, window_end, scores, report, changes, run) -> DriftResult:
+    data = report.to_dict()
+    dataset = data["dataset"]
+    score = data["features"].get(drift_core.SCORE, {})
+    result, _ = DriftResult.objects.update_or_create(
+        version=version,
+        window_start=window_start,
+        window_end=window_end,
+        defaults={
+            "n_rows": int(scores.size),
+            "status": dataset["status"],
+            "drift": dataset["drift"],
+            "severity": dataset["severity"] or "",
+            "share_drifted": dataset["share_drifted"],
+            "drifted_features": [_label(n) for n in dataset["drifted_features"]],
+            "score_psi": score.get("statistics", {}).get("psi"),
+            "score_mean": float(scores.mean()) if scores.size else None,
+            "features": {_label(k): v for k, v in data["features"].items()},
+            "dataset": dataset,
+            "score_changes": changes,
+            "run": run,
+        },
+    )
+    return result
+
+
+def _label(name: str) -> str:
+    return SCORE_LABEL if name == drift_core.SCORE else name
+
+
+def _drift_alerts(version, result: DriftResult, report, changes: int) -> None:
+    model = version.model
+    for name, res in report.features.items():
+        label = _label(name)
+        key = f"drift:{version.pk}:{label}"
+        if res.status != drift_core.OK:
+            continue  # no verdict: neither evidence of drift nor of its absence
+        if not res.drifted:
+            alert_clear(dedupe_key=key, at=result.window_end)
+            continue
+        stats = res.statistics
+        alert_raise(
+            model=model,
+            version=version,
+            kind="drift",
+            severity=res.severity,
+            dedupe_key=key,
+            title=f"{model.name} {version.version}: {label} drifted (PSI {stats['psi']:.2f})",
+            details={
+                "feature": label,
+                "window_start": result.window_start.isoformat(),
+                "window_end": result.window_end.isoformat(),
+                "n": res.n,
+                "psi": stats.get("psi"),
+                "wasserstein_norm": stats.get("wasserstein_norm"),
+                "js_distance": stats.get("js_distance"),
+                "p_adjusted": res.p_adjusted,
+            },
+            at=result.window_end,
+        )
+    if result.status != drift_core.OK:
+        return
+    key = f"score_shift:{version.pk}"
+    if changes:
+        alert_raise(
+            model=model,
+            version=version,
+            kind="score_shift",
+            severity="warning",
+            dedupe_key=key,
+            title=f"{model.name} {version.version}: the mean score shifted (Page-Hinkley)",
+            details={"window_end": result.window_end.isoformat(), "changes": changes},
+            at=result.window_end,
+        )
+    else:
+        alert_clear(dedupe_key=key, at=result.window_end)
+
+
+# --------------------------------------------------------------------------- Page-Hinkley
+
+
+def detector_feed(*, version: MLModelVersion, window_end: datetime, scores: np.ndarray) -> int:
+    """Stream one window's scores through the version's persisted detector.
+
+    Windows are fed once each, in time order: a window ending at or before the
+    detector's cursor (a re-run or a backfill of older windows) is skipped, so
+    re-running a window never counts its scores twice. Returns the number of
+    changes signalled.
+    """
+    state, _ = DetectorState.objects.select_for_update().get_or_create(
+        version=version, defaults={"state": drift_core.PageHinkley().state_dict()}
+    )
+    if state.cursor_time is not None and window_end <= state.cursor_time:
+        return 0
+    detector = drift_core.PageHinkley.from_state(state.state)
+    finite = scores[np.isfinite(scores)]
+    changes = detector.update(finite) if finite.size else []
+    state.state = detector.state_dict()
+    state.cursor_time = window_end
+    fields = ["state", "cursor_time", "updated_at"]
+    if changes:
+        state.changes += len(changes)
+        state.last_change_at = window_end
+        fields += ["changes", "last_change_at"]
+    state.save(update_fields=fields)
+    return len(changes)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def drift_run_create(
+    *,
+    model: MLModel,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    trigger: str,
+    user=None,
+    enqueue: bool = True,
+) -> DriftRun:
+    """Record a run over [start, end) (default: the last 24 complete windows) and queue it
+    on a worker after commit."""
+    minutes = model.drift_window_minutes
+    end = end or window_floor(timezone.now(), minutes)
+    start = start or end - timedelta(minutes=minutes * 24)
+    if start >= end:
+        raise GovernanceError("start must be before end", {"field": "start"})
+    windows = windows_between(start, end, minutes)
+    if len(windows) > MAX_RUN_WINDOWS:
+        raise GovernanceError(
+            f"a run covers at most {MAX_RUN_WINDOWS} windows; this range has {len(windows)}",
+            {"field": "start", "windows": len(windows)},
+        )
+    with transaction.atomic():
+        run = DriftRun.objects.create(
+            model=model,
+            start=windows[0][0],
+            end=windows[-1][1],
+            window_minutes=minutes,
+            trigger=trigger,
+            requested_by=user if getattr(user, "is_authenticated", False) else None,
+            windows_total=len(windows),
+        )
+        if enqueue:
+            from monitoring.tasks import drift_run_task
+
+            transaction.on_commit(lambda: drift_run_task.delay(run.pk))
+    return run
+
+
+def _claim(run_id: int) -> bool:
+    """QUEUED -> RUNNING exactly once; a failed run may be retried, and a run stuck in
+    RUNNING past the task time limit (its worker died) may be taken over."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600))
+    claimable = DriftRun.objects.filter(pk=run_id).filter(
+        Q(status__in=[DriftRun.Status.QUEUED, DriftRun.Status.FAILED])
+        | Q(status=DriftRun.Status.RUNNING, started_at__lt=stale)
+    )
+    return bool(
+        claimable.update(status=DriftRun.Status.RUNNING, started_at=now, windows_done=0, message="")
+    )
+
+
+def drift_run_execute(
+    *, run_id: int, progress: Callable[[int, int], object] | None = None
+) -> DriftRun | None:
+    """Execute a queued run; returns None when another worker already has it."""
+    if not _claim(run_id):
+        return None
+    run = DriftRun.objects.select_related("model").get(pk=run_id)
+    began = time.perf_counter()
+    try:
+        rows = _run_windows(run, progress)
+    except Exception as exc:
+        DriftRun.objects.filter(pk=run.pk).update(
+            status=DriftRun.Status.FAILED,
+            message=str(exc)[:2000],
+            finished_at=timezone.now(),
+            duration_seconds=time.perf_counter() - began,
+        )
+        raise
+    DriftRun.objects.filter(pk=run.pk).update(
+        status=DriftRun.Status.SUCCEEDED,
+        rows_read=rows,
+        finished_at=timezone.now(),
+        duration_seconds=time.perf_counter() - began,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def run_versions(run: DriftRun) -> list[MLModelVersion]:
+    """Versions of the run's model with a reference profile and traffic in the range."""
+    versions = MLModelVersion.objects.filter(model=run.model).exclude(reference_hash="")
+    return [
+        v
+        for v in versions.select_related("model").order_by("created_at")
+        if PredictionLog.objects.filter(
+            version=v, created_at__gte=run.start, created_at__lt=run.end
+        ).exists()
+    ]
+
+
+def _run_windows(run: DriftRun, progress) -> int:
+    from monitoring.performance import performance_window_compute
+
+    windows = windows_between(run.start, run.end, run.window_minutes)
+    versions = run_versions(run)
+    total = len(windows) * max(len(versions), 1)
+    DriftRun.objects.filter(pk=run.pk).update(windows_total=total)
+    done = rows = 0
+    for version in versions:
+        for ws, we in windows:
+            result = drift_window_compute(version=version, window_start=ws, window_end=we, run=run)
+            performance_window_compute(version=version, window_end=we, run=run)
+            rows += result.n_rows if result else 0
+            done += 1
+            DriftRun.objects.filter(pk=run.pk).update(windows_done=done, rows_read=rows)
+            if progress is not None:
+                progress(done, total)
+    if not versions:
+        DriftRun.objects.filter(pk=run.pk).update(
+            windows_done=total, message="no version logged predictions in this range"
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def drift_schedule_tick(*, model: MLModel, now: datetime | None = None) -> DriftRun | None:
+    """The scheduled run: every complete window since the last scheduled one (at most a day
+    back), executed in the calling worker. None when no new window has completed."""
+    minutes = model.drift_window_minutes
+    end = window_floor(now or timezone.now(), minutes)
+    last = (
+        DriftRun.objects.filter(model=model, trigger=DriftRun.Trigger.SCHEDULE)
+        .exclude(status=DriftRun.Status.FAILED)
+        .order_by("-end")
+        .first()
+    )
+    start = end - timedelta(minutes=minutes)
+    if last is not None:
+        start = max(min(last.end, start), end - timedelta(days=1))
+    if start >= end:
+        return None
+    run = drift_run_create(
+        model=model, start=start, end=end, trigger=DriftRun.Trigger.SCHEDULE, enqueue=False
+    )
+    return drift_run_execute(run_id=run.pk)
