@@ -389,7 +389,15 @@ def version_transition(
         model_name=version.model.name,
         payload={"from": previous, "to": to, "notes": notes},
     )
+    _traffic_follow(version.model_id, actor, f"{version.version} moved to {to}")
     return version
+
+
+def _traffic_follow(model_id: int, actor, reason: str) -> None:
+    # The A/B split follows the lifecycle under the same model lock (registry.traffic).
+    from registry.traffic import traffic_reconcile_locked
+
+    traffic_reconcile_locked(model_id=model_id, actor=actor, reason=reason)
 
 
 def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
@@ -451,6 +459,7 @@ def _promote_locked(*, version: MLModelVersion, actor, notes: str) -> MLModelVer
             "notes": notes,
         },
     )
+    _traffic_follow(version.model_id, actor, f"{version.version} promoted")
     notification_queue(
         event="version.promoted",
         subject=f"{version} is now in production",
@@ -491,6 +500,7 @@ def version_rollback(*, model: MLModel, actor, notes: str = "") -> MLModelVersio
         model_name=model.name,
         payload={"from": current.version, "to": previous.version, "notes": notes},
     )
+    _traffic_follow(model.pk, actor, f"rolled back to {previous.version}")
     notification_queue(
         event="version.rolled_back",
         subject=f"{model} rolled back to {previous.version}",
