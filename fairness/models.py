@@ -1,7 +1,30 @@
-"""Fairness audits of a model version."""
+"""Fairness audits of a model version.
+
+An audit is a record of evidence: once complete it never changes. `save()` and
+`delete()` refuse to touch a complete audit, and the queryset's bulk `update()`
+and `delete()` skip or refuse complete rows, so no code path (services, admin,
+shell) can rewrite a verdict after the fact.
+"""
 
 from django.conf import settings
 from django.db import models
+
+
+class AuditImmutableError(Exception):
+    """Someone tried to change or delete a complete audit."""
+
+
+class FairnessAuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # Complete audits are final: a bulk update silently leaves them out.
+        return super(
+            FairnessAuditQuerySet, self.exclude(status=FairnessAudit.Status.COMPLETE)
+        ).update(**kwargs)
+
+    def delete(self):
+        if self.filter(status=FairnessAudit.Status.COMPLETE).exists():
+            raise AuditImmutableError("complete fairness audits cannot be deleted")
+        return super().delete()
 
 
 class FairnessAudit(models.Model):
@@ -20,6 +43,11 @@ class FairnessAudit(models.Model):
         FAIL = "fail"
         INCONCLUSIVE = "inconclusive"
 
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "On demand"
+        APPROVAL = "approval", "Approval request"
+        SCHEDULE = "schedule", "Quarterly schedule"
+
     version = models.ForeignKey(
         "registry.MLModelVersion", on_delete=models.PROTECT, related_name="fairness_audits"
     )
@@ -32,12 +60,14 @@ class FairnessAudit(models.Model):
     reasons = models.JSONField(default=list, blank=True)
     result = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
-    trigger = models.CharField(max_length=16, default="manual")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FairnessAuditQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -48,3 +78,30 @@ class FairnessAudit(models.Model):
 
     def __str__(self):
         return f"Fairness audit #{self.pk} of {self.version}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and self._stored_complete():
+            raise AuditImmutableError(f"fairness audit #{self.pk} is complete and cannot change")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.pk is not None and self._stored_complete():
+            raise AuditImmutableError(
+                f"fairness audit #{self.pk} is complete and cannot be deleted"
+            )
+        return super().delete(*args, **kwargs)
+
+    def _stored_complete(self) -> bool:
+        return type(self).objects.filter(pk=self.pk, status=self.Status.COMPLETE).exists()
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.COMPLETE, self.Status.FAILED)
+
+    @property
+    def groups(self) -> list[dict]:
+        return self.result.get("groups", [])
+
+    @property
+    def data_summary(self) -> dict:
+        return self.result.get("data", {})

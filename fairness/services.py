@@ -1,9 +1,19 @@
-"""Fairness audit services: create an audit, run it on a version's data, store the result."""
+"""Fairness audit services: create an audit, run it on a version's data, store the result.
+
+Two data sources: the held-out evaluation set stored at registration (scores
+from the version's own booster against its decision threshold), or the
+prediction log's rows that carry an analyst verdict over a period (the decision
+the detector actually took, and the verdict as the label). Either way the
+Django-free core (`fairness.metrics_core`) does the arithmetic.
+"""
 
 import io
+import re
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import transaction
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from fairness import metrics_core
@@ -12,27 +22,118 @@ from registry.artifacts import artifact_get
 from registry.audit import audit_record
 from registry.models import MLModelVersion
 
+Source = FairnessAudit.Source
+Status = FairnessAudit.Status
+Trigger = FairnessAudit.Trigger
+
+ATTRIBUTE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_ATTRIBUTES = 3
+# Logged rows without the attribute form their own group instead of vanishing.
+MISSING = "(missing)"
+# Share of the work done when the data is loaded; the bootstrap fills the rest.
+LOADED = 0.1
+PROGRESS_STEP = 0.05
+
 
 class AuditInputError(Exception):
-    pass
+    """The audit cannot run on what was asked for; `details` names the field."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+def _check_request(source, attributes, period_start, period_end) -> list[str]:
+    if source not in Source.values:
+        raise AuditInputError(
+            f"source must be one of {', '.join(Source.values)}", {"field": "source"}
+        )
+    attributes = list(attributes or [])
+    if not attributes or len(attributes) > MAX_ATTRIBUTES:
+        raise AuditInputError(
+            f"give 1 to {MAX_ATTRIBUTES} sensitive attributes", {"field": "attributes"}
+        )
+    for i, name in enumerate(attributes):
+        if not isinstance(name, str) or not ATTRIBUTE_RE.match(name):
+            raise AuditInputError(
+                "attribute names are identifiers (letters, digits, underscore)",
+                {"field": f"attributes[{i}]"},
+            )
+    if len(set(attributes)) != len(attributes):
+        raise AuditInputError("attributes repeat", {"field": "attributes"})
+    if source == Source.LOGGED:
+        if period_start is None or period_end is None:
+            raise AuditInputError(
+                "an audit of logged predictions needs period_start and period_end",
+                {"field": "period_start" if period_start is None else "period_end"},
+            )
+        if period_start >= period_end:
+            raise AuditInputError("period_start must be before period_end", {"field": "period"})
+    return attributes
+
+
+def fairness_audit_check_data(
+    *, version: MLModelVersion, source: str, attributes, period_start=None, period_end=None
+) -> list[str]:
+    """Refuse, before anything is stored, an audit whose data is absent.
+
+    Edges (API, pages, command) call this; it reads but never writes.
+    """
+    attributes = _check_request(source, attributes, period_start, period_end)
+    if source == Source.EVALUATION:
+        if not version.evaluation_hash:
+            raise AuditInputError(
+                f"{version} was registered without an evaluation set", {"field": "source"}
+            )
+        with np.load(io.BytesIO(_evaluation_bytes(version)), allow_pickle=False) as npz:
+            present = set(npz.files)
+        missing = [a for a in attributes if a not in present]
+        if missing:
+            raise AuditInputError(
+                f"the evaluation set has no attribute {', '.join(missing)}",
+                {"field": "attributes", "available": sorted(present - {"X", "y"})},
+            )
+        return attributes
+    rows = _logged_rows(version, period_start, period_end)
+    if not rows.exists():
+        raise AuditInputError(
+            f"{version} has no predictions with analyst verdicts in that period",
+            {"field": "period"},
+        )
+    for i, name in enumerate(attributes):
+        if not rows.filter(attributes__has_key=name).exists():
+            raise AuditInputError(
+                f"no labelled prediction in that period carries the attribute {name!r}",
+                {"field": f"attributes[{i}]"},
+            )
+    return attributes
 
 
 @transaction.atomic
 def fairness_audit_create(
     *,
     version: MLModelVersion,
-    source: str = FairnessAudit.Source.EVALUATION,
+    source: str = Source.EVALUATION,
     attributes=("geo_region",),
-    trigger: str = "manual",
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    trigger: str = Trigger.MANUAL,
     requested_by=None,
+    enqueue: bool = True,
 ) -> FairnessAudit:
-    """Create a pending audit and enqueue it for a worker once the transaction commits."""
-    if source == FairnessAudit.Source.EVALUATION and not version.evaluation_hash:
-        raise AuditInputError(f"{version} was registered without an evaluation set")
+    """Create a pending audit; unless `enqueue` is off, a worker runs it after commit."""
+    attributes = _check_request(source, attributes, period_start, period_end)
+    if source == Source.EVALUATION and not version.evaluation_hash:
+        raise AuditInputError(
+            f"{version} was registered without an evaluation set", {"field": "source"}
+        )
     audit = FairnessAudit.objects.create(
         version=version,
         source=source,
-        attributes=list(attributes),
+        attributes=attributes,
+        period_start=period_start if source == Source.LOGGED else None,
+        period_end=period_end if source == Source.LOGGED else None,
         trigger=trigger,
         requested_by=requested_by,
     )
@@ -41,72 +142,285 @@ def fairness_audit_create(
         actor=requested_by,
         obj=audit,
         model_name=version.model.name,
-        payload={"version": version.version, "source": source, "trigger": trigger},
+        payload={
+            "version": version.version,
+            "source": source,
+            "trigger": trigger,
+            "attributes": attributes,
+            "period": [_iso(audit.period_start), _iso(audit.period_end)],
+        },
     )
-    from fairness.tasks import fairness_audit_execute
+    if enqueue:
+        from fairness.tasks import fairness_audit_execute
 
-    transaction.on_commit(lambda: fairness_audit_execute.delay(audit.pk))
+        transaction.on_commit(lambda: fairness_audit_execute.delay(audit.pk))
     return audit
 
 
-def _evaluation_data(version: MLModelVersion, attributes: list[str]):
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _evaluation_bytes(version: MLModelVersion) -> bytes:
+    relpath = f"{version.evaluation_hash[:2]}/{version.evaluation_hash}.npz"
+    return artifact_get(sha=version.evaluation_hash, relpath=relpath)
+
+
+def _evaluation_data(version: MLModelVersion, attributes: list[str]) -> dict:
     import xgboost as xgb
 
     from registry.services import version_load_booster
 
-    relpath = f"{version.evaluation_hash[:2]}/{version.evaluation_hash}.npz"
-    raw = artifact_get(sha=version.evaluation_hash, relpath=relpath)
-    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+    with np.load(io.BytesIO(_evaluation_bytes(version)), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     missing = [a for a in attributes if a not in arrays]
     if "y" not in arrays or missing:
         raise AuditInputError(f"the evaluation set lacks labels or attributes {missing}")
     booster = version_load_booster(version=version)
     scores = booster.predict(xgb.DMatrix(arrays["X"], feature_names=booster.feature_names))
-    return arrays["y"], scores, {a: arrays[a] for a in attributes}
+    return {
+        "y_true": arrays["y"],
+        "scores": scores,
+        "threshold": version.decision_threshold,
+        "sensitive": {a: arrays[a] for a in attributes},
+        "summary": {"rows": int(len(arrays["y"])), "threshold": version.decision_threshold},
+    }
+
+
+def _logged_rows(version: MLModelVersion, start: datetime, end: datetime):
+    from monitoring.models import PredictionLog
+
+    return PredictionLog.objects.filter(
+        version=version, label__isnull=False, created_at__gte=start, created_at__lt=end
+    )
+
+
+def _logged_data(audit: FairnessAudit) -> dict:
+    """Labels, decisions and attributes of the period's labelled rows as numpy arrays.
+
+    One query; the attributes are extracted from the JSON column by the database
+    (`->>`), so no model instance or JSON document is built per row.
+    """
+    keys = {f"attr_{i}": KeyTextTransform(a, "attributes") for i, a in enumerate(audit.attributes)}
+    rows = (
+        _logged_rows(audit.version, audit.period_start, audit.period_end)
+        .annotate(**keys)
+        .values_list("label", "decision", *keys)
+    )
+    table = np.array(list(rows.iterator(chunk_size=20_000)), dtype=object)
+    if table.size == 0:
+        raise AuditInputError("no predictions with analyst verdicts in the audited period")
+    sensitive = {}
+    for i, name in enumerate(audit.attributes):
+        column = table[:, 2 + i]
+        column[np.equal(column, None)] = MISSING
+        sensitive[name] = column.astype(str)
+    return {
+        "y_true": table[:, 0].astype(np.int8),
+        "y_pred": table[:, 1].astype(np.int8),
+        "sensitive": sensitive,
+        "summary": {
+            "rows": int(len(table)),
+            "period": [_iso(audit.period_start), _iso(audit.period_end)],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _progress_writer(audit_id: int, callback):
+    """Store progress on the audit every PROGRESS_STEP, and pass it on to `callback`."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        fraction = LOADED + (1 - LOADED) * 0.99 * (done / total if total else 1.0)
+        if fraction - last[0] >= PROGRESS_STEP:
+            FairnessAudit.objects.filter(pk=audit_id, status=Status.RUNNING).update(
+                progress=fraction
+            )
+            last[0] = fraction
+        if callback is not None:
+            callback(done, total)
+
+    return report
+
+
+def _compute(audit: FairnessAudit, progress) -> dict:
+    if audit.source == Source.LOGGED:
+        data = _logged_data(audit)
+    else:
+        data = _evaluation_data(audit.version, audit.attributes)
+    FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(progress=LOADED)
+    summary = data.pop("summary")
+    result = metrics_core.audit(**data, progress=_progress_writer(audit.pk, progress)).to_dict()
+    result["data"] = {"source": audit.source, **summary}
+    return result
 
 
 def fairness_audit_execute_now(*, audit_id: int, progress=None) -> FairnessAudit | None:
-    """Run a pending audit once (claimed by a conditional update); completed audits are final."""
+    """Run a pending audit once (claimed by a conditional update); completed audits are final.
+
+    A running audit can be claimed again: a worker that died mid-audit leaves it
+    running, and the broker redelivers the task (acks_late).
+    """
     claimed = FairnessAudit.objects.filter(
-        pk=audit_id, status__in=[FairnessAudit.Status.PENDING, FairnessAudit.Status.RUNNING]
-    ).update(status=FairnessAudit.Status.RUNNING)
+        pk=audit_id, status__in=[Status.PENDING, Status.RUNNING]
+    ).update(status=Status.RUNNING, progress=0.0)
     if not claimed:
         return None
     audit = FairnessAudit.objects.select_related("version__model").get(pk=audit_id)
-    version = audit.version
     try:
-        if audit.source != FairnessAudit.Source.EVALUATION:
-            raise AuditInputError("audits on logged predictions arrive with the prediction log")
-        y, scores, sensitive = _evaluation_data(version, audit.attributes)
-        result = metrics_core.audit(
-            y,
-            scores=scores,
-            threshold=version.decision_threshold,
-            sensitive=sensitive,
-            progress=progress,
-        ).to_dict()
-    except Exception as exc:
-        FairnessAudit.objects.filter(pk=audit_id).update(
-            status=FairnessAudit.Status.FAILED,
-            reasons=[{"code": "error", "message": str(exc)}],
-            completed_at=timezone.now(),
-        )
+        result = _compute(audit, progress)
+    except (ConnectionError, TimeoutError):
+        # Transient: leave it running so the task's retry claims it again.
         raise
+    except Exception as exc:
+        _fail(audit, exc)
+        if isinstance(exc, AuditInputError | ValueError):
+            audit.refresh_from_db()
+            return audit
+        raise
+    return _complete(audit, result)
+
+
+def _fail(audit: FairnessAudit, exc: Exception) -> None:
     with transaction.atomic():
-        FairnessAudit.objects.filter(pk=audit_id).update(
-            status=FairnessAudit.Status.COMPLETE,
-            verdict=result["verdict"],
-            reasons=result["reasons"],
-            result=result,
-            progress=1.0,
+        FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(
+            status=Status.FAILED,
+            reasons=[{"code": "error", "severity": "error", "message": str(exc)}],
             completed_at=timezone.now(),
         )
         audit_record(
-            action="fairness.audit_completed",
+            action="fairness.audit_failed",
             obj=audit,
-            model_name=version.model.name,
-            payload={"version": version.version, "verdict": result["verdict"]},
+            model_name=audit.version.model.name,
+            payload={"version": audit.version.version, "error": str(exc)[:500]},
         )
+        audit.refresh_from_db()
+        if audit.trigger == Trigger.SCHEDULE:
+            _alert_scheduled(audit)
+
+
+@transaction.atomic
+def _complete(audit: FairnessAudit, result: dict) -> FairnessAudit | None:
+    done = FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(
+        status=Status.COMPLETE,
+        verdict=result["verdict"],
+        reasons=result["reasons"],
+        result=result,
+        progress=1.0,
+        completed_at=timezone.now(),
+    )
+    if not done:
+        return None  # a concurrent delivery finished first
+    version = audit.version
+    audit_record(
+        action="fairness.audit_completed",
+        obj=audit,
+        model_name=version.model.name,
+        payload={
+            "version": version.version,
+            "source": audit.source,
+            "verdict": result["verdict"],
+            "rows": result["data"]["rows"],
+        },
+    )
     audit.refresh_from_db()
+    if audit.trigger == Trigger.SCHEDULE:
+        _alert_scheduled(audit)
     return audit
+
+
+# --------------------------------------------------------------------------- schedule
+
+ALERT_SEVERITY = {"fail": "critical", "inconclusive": "warning"}
+
+
+def _dedupe_key(version: MLModelVersion) -> str:
+    return f"fairness:{version.model.name}:{version.version}"
+
+
+def _alert_scheduled(audit: FairnessAudit) -> None:
+    """A scheduled audit that does not pass is an alert: critical on fail, else warning."""
+    from monitoring.alerts import alert_raise
+
+    version = audit.version
+    if audit.status == Status.FAILED:
+        severity, outcome = "warning", "could not run"
+    elif audit.verdict in ALERT_SEVERITY:
+        severity, outcome = ALERT_SEVERITY[audit.verdict], audit.verdict
+    else:
+        return
+    gated = [r for r in audit.reasons if r.get("severity") in ("fail", "inconclusive", "error")]
+    alert_raise(
+        model=version.model,
+        version=version,
+        kind="fairness",
+        severity=severity,
+        dedupe_key=_dedupe_key(version),
+        title=f"Scheduled fairness audit of {version}: {outcome}"[:300],
+        details={
+            "audit": audit.pk,
+            "verdict": audit.verdict,
+            "status": audit.status,
+            "reasons": [r.get("message", r.get("code")) for r in gated[:10]],
+        },
+    )
+
+
+def fairness_schedule_run(
+    *, source: str = Source.LOGGED, days: int = 92, attributes=("geo_region",), now=None
+) -> list[FairnessAudit]:
+    """Audit every production version (the quarterly beat task calls this).
+
+    Idempotent per hour: a redelivered or repeated run in the same hour finds the
+    audits it created and adds none. A version with no data to audit gets a
+    warning alert instead of an audit.
+    """
+    end = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    created = []
+    production = MLModelVersion.objects.filter(status=MLModelVersion.Status.PRODUCTION)
+    for version in production.select_related("model"):
+        if version.fairness_audits.filter(trigger=Trigger.SCHEDULE, created_at__gte=end).exists():
+            continue
+        try:
+            fairness_audit_check_data(
+                version=version,
+                source=source,
+                attributes=attributes,
+                period_start=start,
+                period_end=end,
+            )
+        except AuditInputError as exc:
+            _alert_skipped(version, exc, days)
+            continue
+        created.append(
+            fairness_audit_create(
+                version=version,
+                source=source,
+                attributes=attributes,
+                period_start=start,
+                period_end=end,
+                trigger=Trigger.SCHEDULE,
+            )
+        )
+    return created
+
+
+def _alert_skipped(version: MLModelVersion, exc: AuditInputError, days: int) -> None:
+    from monitoring.alerts import alert_raise
+
+    alert_raise(
+        model=version.model,
+        version=version,
+        kind="fairness",
+        severity="warning",
+        dedupe_key=_dedupe_key(version),
+        title=f"Scheduled fairness audit of {version} skipped: nothing to audit"[:300],
+        details={"reason": exc.message, "days": days},
+    )

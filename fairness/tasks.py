@@ -1,10 +1,17 @@
 from celery import shared_task
 
-from fairness.services import fairness_audit_execute_now
+from fairness import services
 from govsite.celery import RETRY_DEFAULTS
 
 
 @shared_task(**RETRY_DEFAULTS)
 def fairness_audit_execute(audit_id: int) -> str | None:
-    audit = fairness_audit_execute_now(audit_id=audit_id)
+    audit = services.fairness_audit_execute_now(audit_id=audit_id)
     return audit.verdict if audit else None
+
+
+@shared_task(**RETRY_DEFAULTS)
+def fairness_schedule_run(source: str = "logged", days: int = 92, attributes=("geo_region",)):
+    """The quarterly beat entry (see fairness.schedule): one audit per production version."""
+    audits = services.fairness_schedule_run(source=source, days=days, attributes=attributes)
+    return [audit.pk for audit in audits]

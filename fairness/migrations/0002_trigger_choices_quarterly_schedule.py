@@ -1,0 +1,42 @@
+"""Trigger choices, and the quarterly audit schedule as an admin-editable PeriodicTask."""
+
+from django.db import migrations, models
+
+
+def create_schedule(apps, schema_editor):
+    from fairness.schedule import schedule_sync
+
+    schedule_sync(apps)
+
+
+def remove_schedule(apps, schema_editor):
+    from fairness.schedule import SCHEDULE_NAME
+
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
+        name=SCHEDULE_NAME
+    ).delete()
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("fairness", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name="fairnessaudit",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "On demand"),
+                    ("approval", "Approval request"),
+                    ("schedule", "Quarterly schedule"),
+                ],
+                default="manual",
+                max_length=16,
+            ),
+        ),
+        migrations.RunPython(create_schedule, remove_schedule),
+    ]
