@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-TASK = "registry.tasks_ab.experiment_guardrails_check"
+TASK = "registry.tasks.experiment_guardrails_check"
 NAME = "A/B guardrails: roll back a failing challenger"
 
 
