@@ -227,3 +227,7 @@ ALERT_CLEAR_WINDOWS = env_int("ALERT_CLEAR_WINDOWS", 3)
 # /metrics: a bearer token and/or client networks (empty token: networks only).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+
+# --- A/B traffic (registry.traffic) ------------------------------------------
+# The split-edit confirmation counts entities seen in the log over this many days.
+AB_PREVIEW_DAYS = env_int("AB_PREVIEW_DAYS", 7)
