@@ -13,12 +13,16 @@ class Explanation(models.Model):
     margin = models.FloatField()
     probability = models.FloatField()
     contributions = models.BinaryField(help_text="float64 SHAP values in schema order")
+    # The explained row itself, so global views (beeswarm colours) need no join back
+    # to the prediction log, whose rows may be pruned by retention.
+    features = models.BinaryField(default=b"", help_text="float64 feature values in schema order")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["version", "feature_hash"], name="uniq_explanation")
         ]
+        indexes = [models.Index(fields=["version", "-created_at"], name="explanation_version_time")]
         permissions = [("view_explanations", "Can view prediction explanations")]
 
     def __str__(self):
@@ -26,3 +30,6 @@ class Explanation(models.Model):
 
     def contribution_vector(self) -> np.ndarray:
         return np.frombuffer(bytes(self.contributions), dtype="<f8")
+
+    def feature_vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.features), dtype="<f8")
