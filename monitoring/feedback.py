@@ -5,10 +5,17 @@ from django.utils import timezone
 
 from monitoring.models import FeedbackEvent, PredictionLog
 
+# True/False hash like 1/0, so JSON booleans are accepted too.
 LABELS = {
-    1: 1, 0: 0, "1": 1, "0": 0, True: 1, False: 0,
-    "threat": 1, "true_positive": 1, "malicious": 1,
-    "benign": 0, "false_positive": 0,
+    1: 1,
+    0: 0,
+    "1": 1,
+    "0": 0,
+    "threat": 1,
+    "true_positive": 1,
+    "malicious": 1,
+    "benign": 0,
+    "false_positive": 0,
 }
 
 
@@ -21,7 +28,9 @@ def parse_label(value) -> int | None:
 
 
 @transaction.atomic
-def feedback_record(*, prediction: PredictionLog, label: int, user, note: str = "") -> FeedbackEvent:
+def feedback_record(
+    *, prediction: PredictionLog, label: int, user, note: str = ""
+) -> FeedbackEvent:
     """Set the prediction's current label and append the verdict to its history."""
     return feedback_record_many(predictions=[prediction], label=label, user=user, note=note)[0]
 

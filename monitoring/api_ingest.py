@@ -1,0 +1,197 @@
+"""Prediction ingest and analyst feedback for the SOC backend."""
+
+from django.db import transaction
+from django.db.models import Q
+from django.urls import path
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from govsite.api import ApiError, require_perms
+from monitoring.feedback import feedback_record_many, parse_label
+from monitoring.ingest import IngestError, predictions_ingest
+from monitoring.models import PredictionLog
+
+MAX_VERDICTS = 1000
+
+PredictionItem = inline_serializer(
+    "PredictionItem",
+    {
+        "request_id": serializers.CharField(max_length=128),
+        "model": serializers.CharField(),
+        "version": serializers.CharField(required=False),
+        "incident_id": serializers.CharField(required=False, max_length=128),
+        "entity": serializers.CharField(max_length=256),
+        "features": serializers.DictField(child=serializers.JSONField()),
+        "score": serializers.FloatField(min_value=0, max_value=1),
+        "confidence": serializers.FloatField(required=False, min_value=0, max_value=1),
+        "attributes": serializers.DictField(child=serializers.CharField(), required=False),
+        "timestamp": serializers.DateTimeField(required=False),
+        "role": serializers.ChoiceField(["champion", "challenger", "shadow"], required=False),
+    },
+)
+IngestResultSerializer = inline_serializer(
+    "IngestResult",
+    {
+        "received": serializers.IntegerField(),
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+    },
+)
+
+
+class PredictionsView(APIView):
+    """Log up to 10,000 predictions; an invalid item rejects the whole batch."""
+
+    permission_classes = [require_perms("monitoring.log_prediction")]
+
+    @extend_schema(
+        request=inline_serializer(
+            "PredictionBatch", {"predictions": PredictionItem.__class__(many=True)}
+        ),
+        responses={201: IngestResultSerializer},
+        examples=[
+            OpenApiExample(
+                "one item",
+                request_only=True,
+                value={
+                    "predictions": [
+                        {
+                            "request_id": "evt-1",
+                            "model": "threat-detector",
+                            "entity": "host-7",
+                            "incident_id": "INC-1",
+                            "features": {"failed_logins": 3},
+                            "score": 0.91,
+                            "attributes": {"geo_region": "EU"},
+                        }
+                    ]
+                },
+            )
+        ],
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict) or set(request.data) != {"predictions"}:
+            raise ApiError('the body must be {"predictions": [...]}', {"field": "predictions"})
+        try:
+            result = predictions_ingest(items=request.data["predictions"])
+        except IngestError as exc:
+            raise ApiError(exc.message, {"errors": exc.errors}) from None
+        return Response(result.__dict__, status=status.HTTP_201_CREATED)
+
+
+VerdictResult = inline_serializer(
+    "VerdictResult",
+    {
+        "index": serializers.IntegerField(),
+        "status": serializers.ChoiceField(["recorded", "unknown"]),
+        "predictions": serializers.IntegerField(),
+    },
+)
+
+
+class FeedbackView(APIView):
+    """Analyst verdicts by request_id or incident_id (a verdict on an incident applies to
+    every version that scored it); unknown ids are reported per item."""
+
+    permission_classes = [require_perms("monitoring.give_feedback")]
+
+    @extend_schema(
+        request=inline_serializer(
+            "FeedbackBatch",
+            {
+                "verdicts": inline_serializer(
+                    "Verdict",
+                    {
+                        "request_id": serializers.CharField(required=False),
+                        "incident_id": serializers.CharField(required=False),
+                        "label": serializers.ChoiceField(
+                            ["threat", "benign", "true_positive", "false_positive", 0, 1]
+                        ),
+                        "note": serializers.CharField(required=False),
+                    },
+                    many=True,
+                )
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "FeedbackResult",
+                {
+                    "recorded": serializers.IntegerField(),
+                    "unknown": serializers.IntegerField(),
+                    "results": VerdictResult.__class__(many=True),
+                },
+            )
+        },
+    )
+    def post(self, request):
+        verdicts = _parse_verdicts(request.data)
+        with transaction.atomic():
+            results, recorded = self._record(verdicts, request.user)
+        return Response(
+            {"recorded": recorded, "unknown": len(verdicts) - recorded, "results": results}
+        )
+
+    @staticmethod
+    def _record(verdicts, user):
+        results, recorded = [], 0
+        for i, (key, value, label, note) in enumerate(verdicts):
+            rows = list(PredictionLog.objects.filter(Q(**{key: value})))
+            if not rows:
+                results.append({"index": i, "status": "unknown", "predictions": 0})
+                continue
+            feedback_record_many(predictions=rows, label=label, user=user, note=note)
+            recorded += 1
+            results.append({"index": i, "status": "recorded", "predictions": len(rows)})
+        return results, recorded
+
+
+def _parse_verdicts(data) -> list[tuple[str, str, int, str]]:
+    items = data.get("verdicts") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_VERDICTS:
+        raise ApiError(
+            f'the body must be {{"verdicts": [...]}} with 1 to {MAX_VERDICTS} items',
+            {"field": "verdicts"},
+        )
+    parsed, errors = [], []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append({"index": i, "field": "", "reason": "must be an object"})
+            continue
+        keys = [k for k in ("request_id", "incident_id") if item.get(k)]
+        label = parse_label(item.get("label"))
+        note = item.get("note", "")
+        if len(keys) != 1 or not isinstance(item[keys[0]], str) or len(item[keys[0]]) > 128:
+            errors.append(
+                {
+                    "index": i,
+                    "field": "request_id",
+                    "reason": "give exactly one of request_id or incident_id (a string)",
+                }
+            )
+        elif label is None:
+            errors.append(
+                {
+                    "index": i,
+                    "field": "label",
+                    "reason": "must be threat/benign, true_positive/false_positive or 1/0",
+                }
+            )
+        elif not isinstance(note, str) or len(note) > 2000:
+            errors.append({"index": i, "field": "note", "reason": "at most 2000 characters"})
+        else:
+            parsed.append((keys[0], item[keys[0]], label, note))
+    if errors:
+        raise ApiError(
+            f"{len({e['index'] for e in errors})} verdicts are invalid; nothing was recorded",
+            {"errors": errors},
+        )
+    return parsed
+
+
+urlpatterns = [
+    path("predictions/", PredictionsView.as_view(), name="api-predictions"),
+    path("feedback/", FeedbackView.as_view(), name="api-feedback"),
+]
