@@ -18,6 +18,9 @@ from registry.serializers import (
     MLModelVersionSerializer,
     NotesSerializer,
     RegisterVersionSerializer,
+    RouteSerializer,
+    TrafficConfigSerializer,
+    TrafficSetSerializer,
     TransitionSerializer,
 )
 
@@ -177,3 +180,95 @@ class RollbackView(APIView):
             )
         )
         return Response(MLModelVersionSerializer(version).data)
+
+
+# --- A/B traffic -------------------------------------------------------------------
+
+
+def _model_version(model: MLModel, semver: str, field: str) -> MLModelVersion:
+    version = model.versions.filter(version=semver).first()
+    if version is None:
+        raise ApiError(f"{model.name} has no version {semver}", {"field": field, "version": semver})
+    return version
+
+
+class TrafficView(APIView):
+    """The published routing config (GET, with ETag) and the Approver's split change (PUT)."""
+
+    def get_permissions(self):
+        if self.request.method == "PUT":
+            return [require_perms("registry.set_traffic")()]
+        return [CanViewRegistry()]
+
+    @extend_schema(responses={200: TrafficConfigSerializer, 304: None})
+    def get(self, request, name):
+        from registry.traffic import traffic_config
+
+        model = get_object_or_404(MLModel, name=name)
+        config, etag = traffic_config(model=model)
+        if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(config, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
+
+    @extend_schema(request=TrafficSetSerializer, responses=TrafficConfigSerializer)
+    def put(self, request, name):
+        from registry.traffic import ExperimentPlan, traffic_config, traffic_set
+
+        model = get_object_or_404(MLModel, name=name)
+        form = TrafficSetSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        challenger = data["challenger"] and _model_version(model, data["challenger"], "challenger")
+        shadows = [
+            _model_version(model, semver, f"shadows[{i}]")
+            for i, semver in enumerate(data["shadows"])
+        ]
+        plan = ExperimentPlan(
+            hypothesis=data["hypothesis"],
+            primary_metric=data["primary_metric"],
+            minimum_sample_size=data["minimum_sample_size"],
+            alpha=data["alpha"],
+        )
+        governed(
+            lambda: traffic_set(
+                model=model,
+                challenger=challenger or None,
+                challenger_bp=data["challenger_bp"],
+                shadows=shadows,
+                actor=request.user,
+                notes=data["notes"],
+                plan=plan,
+                expected_revision=data.get("revision"),
+            )
+        )
+        config, etag = traffic_config(model=model)
+        return Response(config, headers={"ETag": etag})
+
+
+class RouteView(APIView):
+    """Which version serves an entity (sticky), its arm, and the shadow versions."""
+
+    permission_classes = [CanViewRegistry]
+
+    @extend_schema(responses=RouteSerializer)
+    def get(self, request, name):
+        from registry.routing import NoServingVersion, route
+
+        entity = request.query_params.get("entity", "")
+        if not entity or len(entity) > 256:
+            raise ApiError("entity is required (1 to 256 characters)", {"field": "entity"})
+        model = get_object_or_404(MLModel, name=name)
+        try:
+            decision = route(model, entity)
+        except NoServingVersion as exc:
+            raise ApiError(str(exc), {"model": name}, status=409) from None
+        return Response(
+            {
+                "model": model.name,
+                "entity": entity,
+                "version": decision.version.version,
+                "version_id": decision.version.pk,
+                "arm": decision.arm,
+                "shadows": [{"version": s.version, "id": s.pk} for s in decision.shadows],
+            }
+        )

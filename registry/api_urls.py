@@ -7,6 +7,8 @@ urlpatterns = [
     path("models/", api.ModelListView.as_view(), name="api-models"),
     path("models/<slug:name>/versions/", api.VersionListView.as_view(), name="api-versions"),
     path("models/<slug:name>/rollback/", api.RollbackView.as_view(), name="api-rollback"),
+    path("models/<slug:name>/traffic/", api.TrafficView.as_view(), name="api-traffic"),
+    path("models/<slug:name>/route/", api.RouteView.as_view(), name="api-route"),
     path("versions/<int:pk>/", api.VersionDetailView.as_view(), name="api-version"),
     path(
         "versions/<int:pk>/request-approval/",

@@ -123,3 +123,87 @@ class ApprovalRequestSerializer(serializers.Serializer):
     requested_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
     evidence = serializers.JSONField()
+
+
+# --- A/B traffic -------------------------------------------------------------------
+
+
+class TrafficSetSerializer(serializers.Serializer):
+    """PUT /api/v1/models/{name}/traffic/: the whole split at once (absent challenger: none)."""
+
+    challenger = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=32, help_text="semver or null"
+    )
+    challenger_percentage = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False, default=0
+    )
+    champion_percentage = serializers.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="optional; when given it must equal 100 - challenger_percentage",
+    )
+    shadows = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list, max_length=20
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    hypothesis = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=5000
+    )
+    primary_metric = serializers.ChoiceField(
+        choices=["precision", "recall", "accuracy"], required=False, default="precision"
+    )
+    minimum_sample_size = serializers.IntegerField(
+        min_value=30, max_value=10_000_000, required=False, default=400
+    )
+    alpha = serializers.FloatField(min_value=0.001, max_value=0.2, required=False, default=0.05)
+    revision = serializers.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="the revision you read; a mismatch answers 412 instead of overwriting",
+    )
+
+    def validate(self, attrs):
+        unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({f: ["unknown field"] for f in sorted(unknown)})
+        champion = attrs.get("champion_percentage")
+        if champion is not None and champion + attrs["challenger_percentage"] != 100:
+            raise serializers.ValidationError(
+                {"champion_percentage": ["champion and challenger percentages must sum to 100"]}
+            )
+        if attrs["challenger"] is None and attrs["challenger_percentage"]:
+            raise serializers.ValidationError(
+                {"challenger": ["a challenger_percentage above 0 needs a challenger version"]}
+            )
+        attrs["challenger_bp"] = int(attrs["challenger_percentage"] * 100)
+        return attrs
+
+
+class TrafficEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.CharField()
+    status = serializers.CharField()
+    share_bp = serializers.IntegerField()
+    percentage = serializers.FloatField()
+
+
+class TrafficConfigSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    revision = serializers.IntegerField()
+    salt = serializers.CharField()
+    assignment = serializers.CharField()
+    champion = TrafficEntrySerializer(allow_null=True)
+    challenger = TrafficEntrySerializer(allow_null=True)
+    shadows = TrafficEntrySerializer(many=True)
+
+
+class RouteSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    entity = serializers.CharField()
+    version = serializers.CharField()
+    version_id = serializers.IntegerField()
+    arm = serializers.ChoiceField(choices=["champion", "challenger"])
+    shadows = serializers.ListField(child=serializers.DictField())
