@@ -1,0 +1,73 @@
+"""Logged traffic for monitoring tests: generated SOC events scored by a registered version."""
+
+import functools
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import xgboost as xgb
+
+from govsite import synthetic
+from monitoring.models import PredictionLog
+from registry.services import version_load_booster
+
+# Windows of the tests: hourly, starting on a fixed Monday.
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+DRIFTED = ("bytes_out", "geo_velocity")
+
+
+def drifted_scenario() -> synthetic.Scenario:
+    """bytes_out shifted by 1.5 and geo_velocity by 1.0 reference std from the start."""
+    return synthetic.Scenario(
+        drifts=(
+            synthetic.Drift.sudden("bytes_out", 1.5, at=0.0),
+            synthetic.Drift.sudden("geo_velocity", 1.0, at=0.0),
+        )
+    )
+
+
+def score(version, X: np.ndarray) -> np.ndarray:
+    booster = version_load_booster(version=version)
+    return booster.predict(xgb.DMatrix(X, feature_names=version.feature_names)).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def population(scenario=None):
+    """The events the registered test versions were trained on (conftest's ``trained``),
+    optionally with a drift scenario applied. The generator draws each stage from its own
+    stream, so a scenario changes only the drifted columns; undrifted windows taken from
+    these events come from the reference population itself."""
+    return synthetic.generate(6000, seed=7, scenario=scenario)
+
+
+def log_window(
+    version,
+    *,
+    rows: slice,
+    start: datetime = T0,
+    minutes: int = 60,
+    scenario=None,
+    labels: np.ndarray | None = None,
+    tag: str = "",
+) -> list[PredictionLog]:
+    """Log the population's ``rows`` with event times spread evenly over one window."""
+    events = population(scenario)
+    X = events.X[rows]
+    n = X.shape[0]
+    scores = score(version, X)
+    step = timedelta(minutes=minutes) / max(n, 1)
+    tag = tag or f"{start:%Y%m%d%H%M}-{rows.start}"
+    objs = [
+        PredictionLog(
+            version=version,
+            request_id=f"req-{tag}-{version.pk}-{i}",
+            entity=str(events.entity[rows][i]),
+            features=X[i].astype("<f8").tobytes(),
+            score=float(scores[i]),
+            decision=bool(scores[i] >= version.decision_threshold),
+            attributes={"geo_region": str(events.geo_region[rows][i])},
+            created_at=start + step * i,
+            label=None if labels is None else int(labels[i]),
+        )
+        for i in range(n)
+    ]
+    return PredictionLog.objects.bulk_create(objs, batch_size=2000)
