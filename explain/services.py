@@ -14,10 +14,12 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 from django.db import transaction
 from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from explain import shap_core
 from explain.models import Explanation
@@ -199,3 +201,16 @@ def explanations_precompute(
         if progress is not None:
             progress(len(chunk))
     return report
+
+
+def explanations_precompute_recent(
+    *, minutes: int, batch_size: int = 2000, now=None
+) -> PrecomputeReport:
+    """Precompute for high-risk predictions received in the last ``minutes``.
+
+    A received-time window rather than an id cursor: rows committed late with a
+    lower id are still seen, and rows already explained cost one hash each.
+    """
+    now = now or timezone.now()
+    recent = high_risk_predictions().filter(received_at__gte=now - timedelta(minutes=minutes))
+    return explanations_precompute(predictions=recent, batch_size=batch_size)

@@ -175,6 +175,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3300)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = False
+# Task modules outside the autodiscovered <app>/tasks.py.
+CELERY_IMPORTS = ("monitoring.tasks_retention",)
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -231,3 +233,9 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32",
 # --- A/B traffic (registry.traffic) ------------------------------------------
 # The split-edit confirmation counts entities seen in the log over this many days.
 AB_PREVIEW_DAYS = env_int("AB_PREVIEW_DAYS", 7)
+
+# --- Explanations (explain) -----------------------------------------------
+# Rows per vectorised SHAP call in the precompute task and explain_backlog.
+EXPLAIN_BATCH_SIZE = env_int("EXPLAIN_BATCH_SIZE", 2000)
+# The periodic precompute looks back this far (received time); cached rows are skipped.
+EXPLAIN_LOOKBACK_MINUTES = env_int("EXPLAIN_LOOKBACK_MINUTES", 120)
