@@ -36,14 +36,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--events", type=int, default=60_000)
         parser.add_argument("--rounds", type=int, default=150)
+        parser.add_argument(
+            "--traffic",
+            type=int,
+            default=30_000,
+            help="events in the demo's week of logged traffic",
+        )
 
-    def handle(self, *args, events, rounds, **options):
+    def handle(self, *args, events, rounds, traffic, **options):
+        traffic_events = traffic
         self.quiet = options["verbosity"] == 0
         password = os.environ.get("DEMO_PASSWORD", "govsite-demo")
         users = {name: self._person(name, role, password) for name, role in PEOPLE}
         token = self._service_token()
         for semver, proxy, seed in VERSIONS:
             self._version(semver, proxy, seed, events, rounds, users)
+        self._traffic(users, traffic_events)
+        self._app_demos()
         self._print_logins(password, token)
 
     def _person(self, username, role, password):
@@ -157,6 +166,56 @@ class Command(BaseCommand):
         # The worker would run it; run it here so the demo is complete before start-up.
         for audit in version.fairness_audits.filter(status="pending"):
             fairness_audit_execute_now(audit_id=audit.pk)
+
+    def _traffic(self, users, events):
+        """A week of traffic ending now: 1.0.0 serves, 1.1.0 scores in shadow; from mid-week
+        bytes_out jumps and geo_velocity creeps up; analysts review part of the incidents."""
+        from monitoring.models import PredictionLog
+        from monitoring.traffic import (
+            DEMO_DRIFTS,
+            traffic_generate,
+            traffic_load,
+            verdicts_choose,
+            verdicts_record,
+        )
+
+        model = MLModel.objects.get(name=MODEL)
+        if PredictionLog.objects.filter(version__model=model).exists():
+            return
+        serving = model.versions.get(version="1.0.0")
+        shadow = model.versions.get(version="1.1.0")
+        traffic = traffic_generate(
+            serving=serving,
+            shadows=[shadow],
+            events=events,
+            seed=11,
+            drifts=DEMO_DRIFTS,
+            region_proxy=0.25,
+        )
+        with tqdm(total=len(traffic.items), desc="logging traffic", disable=self.quiet) as bar:
+            traffic_load(traffic=traffic, progress=lambda done: bar.update(done - bar.n))
+        verdicts = verdicts_choose(
+            traffic,
+            threshold=serving.decision_threshold,
+            flagged_share=0.6,
+            other_share=0.03,
+            seed=11,
+        )
+        verdicts_record(verdicts=verdicts, user=users["ana"])
+        self.stdout.write(f"logged {len(traffic.items)} predictions, {len(verdicts)} verdicts")
+
+    def _app_demos(self):
+        """Each app's demo step (drift jobs, explanations, audits, experiments)."""
+        from importlib import import_module
+
+        for name in ("monitoring.demo", "explain.demo", "fairness.demo", "registry.demo_ab"):
+            try:
+                module = import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                continue
+            module.build(stdout=self.stdout)
 
     def _print_logins(self, password, token):
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {password})"))
