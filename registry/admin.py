@@ -480,3 +480,216 @@ class NotificationAdmin(AuditEventAdmin):
     list_display = ["created_at", "event", "subject", "status", "attempts", "sent_at"]
     list_filter = ["status", "event"]
     search_fields = ["subject"]
+
+
+# --- A/B traffic: split editing with a confirmation of the entities that move ---------
+
+from django import forms  # noqa: E402
+
+from registry.models import Experiment, TrafficSplit  # noqa: E402
+
+
+class TrafficSplitForm(forms.Form):
+    challenger = forms.ModelChoiceField(
+        queryset=MLModelVersion.objects.none(),
+        required=False,
+        empty_label="none (champion takes 100 %)",
+        help_text="Approved staging versions only.",
+    )
+    challenger_percentage = forms.DecimalField(
+        min_value=0, max_value=100, decimal_places=2, initial=0
+    )
+    shadows = forms.ModelMultipleChoiceField(
+        queryset=MLModelVersion.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Staging versions that score every request without acting.",
+    )
+    hypothesis = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    primary_metric = forms.ChoiceField(choices=Experiment.Metric.choices)
+    minimum_sample_size = forms.IntegerField(min_value=30, initial=400)
+    notes = forms.CharField(required=False, max_length=5000)
+    revision = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, model, **kwargs):
+        super().__init__(*args, **kwargs)
+        staging = model.versions.filter(status=MLModelVersion.Status.STAGING)
+        self.fields["challenger"].queryset = staging.filter(approved_at__isnull=False)
+        self.fields["shadows"].queryset = staging
+
+    def clean(self):
+        data = super().clean()
+        share = data.get("challenger_percentage")
+        if share and not data.get("challenger"):
+            self.add_error("challenger", "A share above 0 % needs a challenger.")
+        if data.get("challenger") and not share:
+            self.add_error("challenger_percentage", "Give the challenger a share above 0 %.")
+        return data
+
+
+@admin.register(TrafficSplit)
+class TrafficSplitAdmin(admin.ModelAdmin):
+    """Approvers edit a model's split here; every change is previewed, then confirmed."""
+
+    def has_module_permission(self, request):
+        return request.user.has_perm("registry.set_traffic")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("registry.set_traffic")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "edit/<slug:name>/",
+                self.admin_site.admin_view(self.edit_view),
+                name="registry_trafficsplit_edit",
+            ),
+        ] + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        splits = {s.model_id: s for s in TrafficSplit.objects.select_related("challenger")}
+        rows = [(m, m.production_version(), splits.get(m.pk)) for m in MLModel.objects.all()]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Traffic splits",
+            "rows": rows,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/registry/traffic_list.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        split = get_object_or_404(TrafficSplit, pk=object_id)
+        return redirect(reverse("admin:registry_trafficsplit_edit", args=[split.model.name]))
+
+    def edit_view(self, request, name):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        model = get_object_or_404(MLModel, name=name)
+        split = TrafficSplit.objects.filter(model=model).first()
+        if request.method != "POST":
+            form = TrafficSplitForm(model=model, initial=self._initial(model, split))
+            return self._render(request, "admin/registry/traffic_edit.html", model, form)
+        form = TrafficSplitForm(request.POST, model=model)
+        if not form.is_valid():
+            return self._render(request, "admin/registry/traffic_edit.html", model, form)
+        if "confirm" not in request.POST:
+            return self._confirm(request, model, split, form)
+        return self._apply(request, model, form)
+
+    def _initial(self, model, split) -> dict:
+        open_experiment = model.experiments.filter(status__in=["planned", "running"]).first()
+        initial = {"revision": split.revision if split else 0}
+        if split is not None:
+            initial.update(
+                challenger=split.challenger,
+                challenger_percentage=split.challenger_bp / 100,
+                shadows=list(split.shadows.all()),
+            )
+        if open_experiment is not None:
+            initial.update(
+                hypothesis=open_experiment.hypothesis,
+                primary_metric=open_experiment.primary_metric,
+                minimum_sample_size=open_experiment.minimum_sample_size,
+            )
+            if split is None or split.challenger is None:
+                initial["challenger"] = open_experiment.challenger
+        return initial
+
+    def _render(self, request, template, model, form, **extra):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Traffic split of {model.name}",
+            "model": model,
+            "form": form,
+            "opts": self.model._meta,
+            "production": model.production_version(),
+            **extra,
+        }
+        return TemplateResponse(request, template, context)
+
+    def _confirm(self, request, model, split, form):
+        from registry.traffic import traffic_preview
+
+        data = form.cleaned_data
+        preview = traffic_preview(
+            model=model,
+            challenger=data["challenger"],
+            challenger_bp=int(data["challenger_percentage"] * 100),
+        )
+        return self._render(
+            request,
+            "admin/registry/traffic_confirm.html",
+            model,
+            form,
+            split=split,
+            preview=preview,
+            new_champion=100 - data["challenger_percentage"],
+        )
+
+    def _apply(self, request, model, form):
+        from registry.traffic import ExperimentPlan, traffic_set
+
+        data = form.cleaned_data
+        try:
+            split = traffic_set(
+                model=model,
+                challenger=data["challenger"],
+                challenger_bp=int(data["challenger_percentage"] * 100),
+                shadows=list(data["shadows"]),
+                actor=request.user,
+                notes=data["notes"],
+                plan=ExperimentPlan(
+                    hypothesis=data["hypothesis"],
+                    primary_metric=data["primary_metric"],
+                    minimum_sample_size=data["minimum_sample_size"],
+                ),
+                expected_revision=data["revision"],
+            )
+        except services.GovernanceError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(reverse("admin:registry_trafficsplit_edit", args=[model.name]))
+        summary = (
+            f"champion {split.champion_bp / 100:g} %, "
+            + (f"challenger {split.challenger.version} " if split.challenger else "no challenger ")
+            + f"{split.challenger_bp / 100:g} %"
+        )
+        self.log_change(request, split, f"traffic: {summary}. {data['notes']}".strip())
+        self.message_user(request, f"Traffic of {model.name} set: {summary}.", messages.SUCCESS)
+        return redirect(reverse("registry:experiment", args=[model.name]))
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Read-only record of experiments; they change through the split and the guardrail."""
+
+    list_display = ["__str__", "status", "primary_metric", "started_at", "ended_at", "end_reason"]
+    list_filter = ["status", "model"]
+
+    def has_module_permission(self, request):
+        return request.user.has_perm("registry.set_traffic")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("registry.set_traffic")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

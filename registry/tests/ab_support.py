@@ -1,0 +1,53 @@
+"""Helpers for the A/B tests: a live champion with an approved challenger, logged traffic."""
+
+import itertools
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from registry import services
+
+_ids = itertools.count()
+
+
+@pytest.fixture
+def live(approved, approver):
+    """(champion 1.0.0 in production, challenger 1.1.0 approved in staging)."""
+    champion = approved("1.0.0")
+    champion = services.version_transition(version=champion, to="production", actor=approver)
+    challenger = approved("1.1.0")
+    return champion, challenger
+
+
+def log(version, role, *, decision, label, incident="", entity="", at=None, n=1):
+    """Store n prediction rows of one version and role with the given decision and label."""
+    from monitoring.models import PredictionLog
+
+    features = np.zeros(len(version.feature_schema), dtype="<f8").tobytes()
+    at = at or timezone.now() - timedelta(minutes=1)
+    rows = []
+    for _ in range(n):
+        i = next(_ids)
+        rows.append(
+            PredictionLog(
+                version=version,
+                request_id=f"req-{i}",
+                incident_id=incident or f"inc-{i}",
+                entity=entity or f"host-{i}",
+                features=features,
+                score=0.9 if decision else 0.1,
+                decision=decision,
+                role=role,
+                label=label,
+                created_at=at,
+            )
+        )
+    return PredictionLog.objects.bulk_create(rows)
+
+
+def log_arm(version, role, *, tp, fp, at=None):
+    """Flagged, labelled rows: tp true positives and fp false positives."""
+    log(version, role, decision=True, label=1, n=tp, at=at)
+    log(version, role, decision=True, label=0, n=fp, at=at)
