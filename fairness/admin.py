@@ -1,0 +1,43 @@
+"""Fairness audits in the admin: read-only records (audits are evidence and never edited)."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from fairness.models import FairnessAudit
+
+
+@admin.register(FairnessAudit)
+class FairnessAuditAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "version",
+        "source",
+        "trigger",
+        "status",
+        "verdict",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["status", "verdict", "source", "trigger", "version__model"]
+    search_fields = ["version__model__name", "version__version"]
+    readonly_fields = ["page_link"]
+    list_select_related = ["version__model"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] + ["page_link"]
+
+    @admin.display(description="Audit page")
+    def page_link(self, obj):
+        url = reverse("fairness:audit", args=[obj.pk])
+        return format_html('<a href="{}">Open the audit page</a>', url)
+
+    def has_add_permission(self, request):
+        # Audits are created through the service (UI, API, command), which enqueues them.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
