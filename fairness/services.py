@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Count
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
@@ -98,7 +99,8 @@ def fairness_audit_check_data(
     rows = _logged_rows(version, period_start, period_end)
     if not rows.exists():
         raise AuditInputError(
-            f"{version} has no predictions with analyst verdicts in that period",
+            f"{version} served no predictions with analyst verdicts in that period "
+            "(shadow rows do not count: their review followed another version's flags)",
             {"field": "period"},
         )
     for i, name in enumerate(attributes):
@@ -190,21 +192,75 @@ def _evaluation_data(version: MLModelVersion, attributes: list[str]) -> dict:
     }
 
 
-def _logged_rows(version: MLModelVersion, start: datetime, end: datetime):
+def _served_rows(version: MLModelVersion, start: datetime, end: datetime):
+    """Rows whose decision the SOC acted on (champion or challenger) in [start, end).
+
+    Shadow rows are left out: which incidents analysts reviewed followed another
+    version's flags, so their verdicts are no sample of this version's decisions.
+    """
     from monitoring.models import PredictionLog
 
     return PredictionLog.objects.filter(
-        version=version, label__isnull=False, created_at__gte=start, created_at__lt=end
+        version=version,
+        role__in=[PredictionLog.Role.CHAMPION, PredictionLog.Role.CHALLENGER],
+        created_at__gte=start,
+        created_at__lt=end,
     )
+
+
+def _logged_rows(version: MLModelVersion, start: datetime, end: datetime):
+    return _served_rows(version, start, end).filter(label__isnull=False)
+
+
+def _attribute_columns(attributes: list[str]) -> dict:
+    return {f"attr_{i}": KeyTextTransform(a, "attributes") for i, a in enumerate(attributes)}
+
+
+def _strata_counts(qs, keys: dict) -> dict[tuple, int]:
+    rows = qs.annotate(**keys).values("decision", *keys).annotate(n=Count("id"))
+    return {
+        (int(r["decision"]), *(MISSING if r[k] is None else str(r[k]) for k in keys)): r["n"]
+        for r in rows
+    }
+
+
+def _review_weights(audit: FairnessAudit, keys: dict, strata: np.ndarray) -> tuple:
+    """Inverse review rate per (decision x groups) stratum, and the rates themselves.
+
+    Analysts review most flagged events and few unflagged ones, so the labelled
+    rows over-represent flags and a raw FPR on them is inflated and compressed
+    between groups. Weighting each labelled row by (served rows / labelled rows)
+    of its stratum undoes that when review depends only on the decision and the
+    group (inverse probability weighting; docs/fairness.md section 15).
+    """
+    period = (audit.version, audit.period_start, audit.period_end)
+    served = _strata_counts(_served_rows(*period), keys)
+    labelled = _strata_counts(_logged_rows(*period), keys)
+    unique, inverse = np.unique(strata, axis=0, return_inverse=True)
+    rates, per_stratum = [], np.empty(len(unique))
+    for i, key in enumerate(unique):
+        key = (int(key[0]), *(str(v) for v in key[1:]))
+        per_stratum[i] = served[key] / labelled[key]
+        rates.append(
+            {
+                "decision": key[0],
+                "groups": list(key[1:]),
+                "served": served[key],
+                "labelled": labelled[key],
+            }
+        )
+    weights = per_stratum[inverse.reshape(-1)]
+    return (None if np.all(per_stratum == 1.0) else weights), rates
 
 
 def _logged_data(audit: FairnessAudit) -> dict:
     """Labels, decisions and attributes of the period's labelled rows as numpy arrays.
 
-    One query; the attributes are extracted from the JSON column by the database
-    (`->>`), so no model instance or JSON document is built per row.
+    One query for the rows and two aggregates for the review rates; the
+    attributes are extracted from the JSON column by the database (`->>`), so no
+    model instance or JSON document is built per row.
     """
-    keys = {f"attr_{i}": KeyTextTransform(a, "attributes") for i, a in enumerate(audit.attributes)}
+    keys = _attribute_columns(audit.attributes)
     rows = (
         _logged_rows(audit.version, audit.period_start, audit.period_end)
         .annotate(**keys)
@@ -218,13 +274,21 @@ def _logged_data(audit: FairnessAudit) -> dict:
         column = table[:, 2 + i]
         column[np.equal(column, None)] = MISSING
         sensitive[name] = column.astype(str)
+    y_pred = table[:, 1].astype(np.int8)
+    strata = np.column_stack([y_pred.astype(str), *sensitive.values()])
+    weights, rates = _review_weights(audit, keys, strata)
     return {
         "y_true": table[:, 0].astype(np.int8),
-        "y_pred": table[:, 1].astype(np.int8),
+        "y_pred": y_pred,
         "sensitive": sensitive,
+        "sample_weight": weights,
         "summary": {
             "rows": int(len(table)),
             "period": [_iso(audit.period_start), _iso(audit.period_end)],
+            "weighting": "none (every served row labelled)"
+            if weights is None
+            else "inverse review rate per decision and group",
+            "review_rates": rates,
         },
     }
 
