@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("explain.api_urls")),
     path("registry/", include("registry.urls")),
     path("monitoring/", include("monitoring.urls")),
+    path("", include("monitoring.metrics")),  # /metrics for Prometheus
     path("explain/", include("explain.urls")),
     path("fairness/", include("fairness.urls")),
 ]
