@@ -12,8 +12,8 @@ from registry import services
 _ids = itertools.count()
 
 
-@pytest.fixture
-def live(approved, approver):
+@pytest.fixture(name="live")
+def live_fixture(approved, approver):
     """(champion 1.0.0 in production, challenger 1.1.0 approved in staging)."""
     champion = approved("1.0.0")
     champion = services.version_transition(version=champion, to="production", actor=approver)
