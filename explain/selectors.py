@@ -158,7 +158,7 @@ def version_importance(
         .values_list("contributions", "features")[:limit]
     )
     if not stored:
-        return GlobalImportance(version, 0, names, [], [])
+        return GlobalImportance(version, 0, [], [], [])
     values = np.frombuffer(b"".join(bytes(c) for c, _ in stored), dtype="<f8").reshape(
         -1, len(names)
     )

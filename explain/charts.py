@@ -1,0 +1,67 @@
+"""Chart data for the explanation pages (plain dicts, rendered by explain/static/explain/*.js)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+WATERFALL_TOP = 8
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def feature_rows(names, values, contributions) -> list[dict]:
+    """Every feature with its value and contribution, largest |contribution| first."""
+    order = np.lexsort((np.arange(len(names)), -np.abs(contributions)))
+    return [
+        {
+            "name": names[j],
+            "value": float(values[j]) if np.isfinite(values[j]) else None,
+            "contribution": float(contributions[j]),
+        }
+        for j in order
+    ]
+
+
+def waterfall(
+    *, base_value: float, margin: float, rows: list[dict], top: int = WATERFALL_TOP
+) -> dict:
+    """Bars from the base value to the margin: the ``top`` largest contributions, the rest
+    summed into one "other features" bar, then the total. Bars are listed bottom to top
+    (the largest contribution just under the total, as in shap's waterfall plot)."""
+    shown, rest = rows[:top], rows[top:]
+    bars = [{"label": "base value E[f(x)]", "measure": "absolute", "value": base_value}]
+    if rest:
+        bars.append(
+            {
+                "label": f"{len(rest)} other feature{'s' if len(rest) > 1 else ''}",
+                "measure": "relative",
+                "value": float(sum(r["contribution"] for r in rest)),
+                "feature_value": None,
+            }
+        )
+    for row in reversed(shown):
+        bars.append(
+            {
+                "label": row["name"],
+                "measure": "relative",
+                "value": row["contribution"],
+                "feature_value": row["value"],
+            }
+        )
+    bars.append({"label": "f(x) margin", "measure": "total", "value": margin})
+    running = 0.0
+    for bar in bars:
+        running = bar["value"] if bar["measure"] != "relative" else running + bar["value"]
+        bar["running"] = running
+        bar["probability"] = sigmoid(running)
+    return {
+        "bars": bars,
+        "base_value": base_value,
+        "margin": margin,
+        "base_probability": sigmoid(base_value),
+        "probability": sigmoid(margin),
+    }
