@@ -13,13 +13,23 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def feature_rows(names, values, contributions) -> list[dict]:
-    """Every feature with its value and contribution, largest |contribution| first."""
-    order = np.lexsort((np.arange(len(names)), -np.abs(contributions)))
+def _level(spec: dict, value: float) -> str:
+    """The level name of an integer-coded categorical value ("" when not categorical)."""
+    levels = spec.get("levels") or []
+    if spec.get("type") != "categorical" or not np.isfinite(value) or value != int(value):
+        return ""
+    return str(levels[int(value)]) if 0 <= int(value) < len(levels) else ""
+
+
+def feature_rows(schema: list[dict], values, contributions) -> list[dict]:
+    """Every feature with its value (and level name) and contribution, largest |SHAP| first."""
+    order = np.lexsort((np.arange(len(schema)), -np.abs(contributions)))
     return [
         {
-            "name": names[j],
+            "name": schema[j]["name"],
             "value": float(values[j]) if np.isfinite(values[j]) else None,
+            "level": _level(schema[j], float(values[j])),
+            "description": schema[j].get("description", ""),
             "contribution": float(contributions[j]),
         }
         for j in order
@@ -49,7 +59,7 @@ def waterfall(
                 "label": row["name"],
                 "measure": "relative",
                 "value": row["contribution"],
-                "feature_value": row["value"],
+                "feature_value": row["level"] or row["value"],
             }
         )
     bars.append({"label": "f(x) margin", "measure": "total", "value": margin})

@@ -107,7 +107,7 @@ def _explained(prediction, user) -> dict:
     except (AdditivityError, ExplainInputError) as exc:
         raise ExplainFailure(f"No explanation: {exc}", 500) from None
     rows = charts.feature_rows(
-        prediction.version.feature_names,
+        prediction.version.feature_schema,
         prediction.feature_vector(),
         explanation.contribution_vector(),
     )

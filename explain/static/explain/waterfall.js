@@ -32,11 +32,17 @@
       totals: { marker: { color: "#5b6675" } },
       connector: { line: { color: "#9aa5b1", width: 1 } },
     };
+    // Base and total bars start at zero; zoom the axis onto the path from base to output
+    // so that the contributions stay readable.
+    var running = bars.map(function (b) { return b.running; }).concat([bars[0].value]);
+    var lo = Math.min.apply(null, running), hi = Math.max.apply(null, running);
+    var pad = Math.max(0.25 * (hi - lo), 0.1);
     var layout = {
       margin: { l: 190, r: 40, t: 30, b: 50 },
       height: Math.max(320, 34 * bars.length + 80),
       xaxis: { title: { text: "log-odds (model output f(x) = " + data.margin.toFixed(3) +
-        ", p = " + data.probability.toFixed(3) + ")" }, zeroline: true },
+        ", p = " + data.probability.toFixed(3) + ")" }, zeroline: true,
+        range: [lo - pad, hi + pad] },
       yaxis: { automargin: true, type: "category" },
       showlegend: false,
     };
