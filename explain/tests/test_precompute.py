@@ -10,7 +10,6 @@ from explain import shap_core
 from explain.models import Explanation
 from explain.services import explanations_precompute, feature_hash, high_risk_predictions
 from explain.tests.conftest import booster_of
-from monitoring.models import PredictionLog
 
 
 @pytest.fixture
@@ -148,7 +147,7 @@ def test_a_real_worker_precomputes_recent_and_just_logged_predictions(
     from explain.tasks import explain_predictions, explain_recent
 
     rows = log_predictions(version, trained.X_valid[:200], ids=[f"W-{i}" for i in range(200)])
-    first, rest = rows[:100], rows[100:]
+    first = rows[:100]
     explain_predictions.delay([r.pk for r in first])
     expected_first = {feature_hash(bytes(r.features)) for r in high_risk(first, version)}
     assert wait_for(
@@ -158,8 +157,27 @@ def test_a_real_worker_precomputes_recent_and_just_logged_predictions(
     expected_all = {feature_hash(bytes(r.features)) for r in high_risk(rows, version)}
     assert wait_for(lambda: Explanation.objects.count() == len(expected_all))
     assert set(Explanation.objects.values_list("feature_hash", flat=True)) == expected_all
-    assert (
-        not PredictionLog.objects.filter(pk__in=[r.pk for r in rest]).filter(score__lt=0).exists()
-    )
     assert_every_explanation_adds_up()
     connection.close()
+
+
+@pytest.mark.django_db
+def test_the_demo_explains_high_risk_incidents_once(version, traffic):
+    from explain import demo
+
+    out = io.StringIO()
+    demo.build(stdout=out)
+    n = len(high_risk(traffic, version))
+    distinct = len({feature_hash(bytes(r.features)) for r in high_risk(traffic, version)})
+    assert f"{n} high-risk incidents, {distinct} explanations computed now" in out.getvalue()
+    out = io.StringIO()
+    demo.build(stdout=out)
+    assert "0 explanations computed now" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_precompute_is_scheduled_every_five_minutes():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="explain.tasks.explain_recent")
+    assert task.enabled and (task.interval.every, task.interval.period) == (5, "minutes")
