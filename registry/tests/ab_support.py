@@ -1,7 +1,6 @@
 """Helpers for the A/B tests: a live champion with an approved challenger, logged traffic."""
 
 import itertools
-from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ def log(version, role, *, decision, label, incident="", entity="", at=None, n=1)
     from monitoring.models import PredictionLog
 
     features = np.zeros(len(version.feature_schema), dtype="<f8").tobytes()
-    at = at or timezone.now() - timedelta(minutes=1)
+    at = at or timezone.now()
     rows = []
     for _ in range(n):
         i = next(_ids)
