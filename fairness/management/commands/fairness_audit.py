@@ -94,8 +94,14 @@ class Command(BaseCommand):
             raise CommandError(f"no user {username!r}")
         return user
 
+    def _bar_file(self):
+        # The raw stream: OutputWrapper would add a newline to every redraw.
+        return self.stderr._out
+
     def _run(self, audit, quiet):
-        with tqdm(total=100, desc=f"audit #{audit.pk}", unit="%", disable=quiet) as bar:
+        with tqdm(
+            total=100, desc=f"audit #{audit.pk}", unit="%", disable=quiet, file=self._bar_file()
+        ) as bar:
 
             def progress(done, total):
                 bar.update(int(100 * done / total) - bar.n)
@@ -106,7 +112,13 @@ class Command(BaseCommand):
 
     def _follow(self, audit, timeout, quiet):
         deadline = time.monotonic() + timeout
-        with tqdm(total=100, desc=f"audit #{audit.pk} (worker)", unit="%", disable=quiet) as bar:
+        with tqdm(
+            total=100,
+            desc=f"audit #{audit.pk} (worker)",
+            unit="%",
+            disable=quiet,
+            file=self._bar_file(),
+        ) as bar:
             while True:
                 audit.refresh_from_db()
                 bar.update(int(100 * audit.progress) - bar.n)
