@@ -32,6 +32,12 @@ class FairnessAuditAdmin(admin.ModelAdmin):
         url = reverse("fairness:audit", args=[obj.pk])
         return format_html('<a href="{}">Open the audit page</a>', url)
 
+    def has_view_permission(self, request, obj=None):
+        # The role permission that opens the fairness pages opens this read-only view too.
+        return request.user.has_perm("fairness.view_fairness") or super().has_view_permission(
+            request, obj
+        )
+
     def has_add_permission(self, request):
         # Audits are created through the service (UI, API, command), which enqueues them.
         return False
