@@ -87,10 +87,12 @@ def _colour(group: dict, metric: str) -> str:
 
 
 def four_fifths_rows(audit: FairnessAudit) -> list[dict]:
+    gated = audit.result.get("settings", {}).get("gate_metrics", ["fpr"])
     rows = []
     for g in audit.groups:
         for metric, rule in g.get("four_fifths", {}).items():
-            rows.append({"group": g["name"], "metric": metric, "count": g["count"], **rule})
+            row = {"group": g["name"], "metric": metric, "count": g["count"], **rule}
+            rows.append({**row, "gated": metric in gated})
     rows.sort(key=lambda r: (r["metric"] != "fpr", r["metric"], r["group"]))
     return rows
 
