@@ -189,6 +189,7 @@ def psi_heatmap(results: list) -> dict:
                 "zmin": 0,
                 "zmax": 0.5,
                 "colorscale": "YlOrRd",
+                "reversescale": True,
                 "colorbar": {"title": {"text": "PSI"}},
                 "hovertemplate": "%{y}<br>%{x}<br>PSI %{z:.3f}<extra></extra>",
             }

@@ -387,9 +387,11 @@ def drift_schedule_tick(*, model: MLModel, now: datetime | None = None) -> Drift
         .order_by("-end")
         .first()
     )
-    start = end - timedelta(minutes=minutes)
-    if last is not None:
-        start = max(min(last.end, start), end - timedelta(days=1))
+    if last is None:
+        start = end - timedelta(minutes=minutes)
+    else:
+        # Catch up on windows missed while beat or the workers were down, up to a day.
+        start = max(last.end, end - timedelta(days=1))
     if start >= end:
         return None
     run = drift_run_create(
