@@ -114,8 +114,13 @@ def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[b
         f"FROM {PredictionLog._meta.db_table} "
         "WHERE version_id = %s AND created_at >= %s AND created_at < %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [version_id, start, end])
+    import psycopg
+
+    connection.ensure_connection()
+    # A server-binding cursor on Django's connection (same transaction) that asks for
+    # binary results: the bytea arrives as raw bytes instead of twice-as-long hex text.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [version_id, start, end], binary=True)
         features, scores = cursor.fetchone()
     return bytes(features or b""), bytes(scores or b"")
 
