@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 
 from monitoring.models import PredictionLog
 from registry.models import MLModel, MLModelVersion
-from registry.routing import NoServingVersion, route
+from registry.routing import NoServingVersion, router
 
 MAX_ITEMS = 10_000
 ITEM_KEYS = {
@@ -83,6 +83,7 @@ class _Resolver:
         self.models: dict[str, MLModel | None] = {}
         self.versions: dict[tuple[str, str], MLModelVersion | None] = {}
         self.schemas: dict[int, tuple[list[str], dict[str, dict]]] = {}
+        self.routers: dict[int, object] = {}
 
     def model(self, name: str) -> MLModel | None:
         if name not in self.models:
@@ -94,6 +95,11 @@ class _Resolver:
         if key not in self.versions:
             self.versions[key] = model.versions.filter(version=semver).first()
         return self.versions[key]
+
+    def route(self, model: MLModel, entity: str):
+        if model.pk not in self.routers:
+            self.routers[model.pk] = router(model)
+        return self.routers[model.pk](entity)
 
     def schema(self, version: MLModelVersion):
         if version.pk not in self.schemas:
@@ -233,7 +239,7 @@ def _version_for(item, model, resolver, errors, i):
             )
         return version, role
     try:
-        served = route(model, item.get("entity") or "")
+        served = resolver.route(model, item.get("entity") or "")
     except NoServingVersion as exc:
         errors.append({"index": i, "field": "version", "reason": str(exc)})
         return None, ""

@@ -76,6 +76,12 @@ class PublishedRouter:
 
 
 def route(model: MLModel, entity: str) -> Route:
+    return router(model)(entity)
+
+
+def router(model: MLModel):
+    """A routing function for many entities: reads the split once, then decides each
+    entity in-process (batch ingest routes thousands of items per request)."""
     split = (
         TrafficSplit.objects.select_related("champion", "challenger")
         .filter(model_id=model.pk)
@@ -83,10 +89,19 @@ def route(model: MLModel, entity: str) -> Route:
     )
     if split is None or split.champion is None:
         champion = model.production_version()
-        if champion is None:
-            raise NoServingVersion(f"{model.name} has no production version")
-        return Route(version=champion, arm=CHAMPION)
+
+        def champion_only(entity: str) -> Route:
+            if champion is None:
+                raise NoServingVersion(f"{model.name} has no production version")
+            return Route(version=champion, arm=CHAMPION)
+
+        return champion_only
     shadows = list(split.shadows.order_by("pk"))
-    if split.challenger_bp and is_challenger(model.experiment_salt, entity, split.challenger_bp):
-        return Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
-    return Route(version=split.champion, arm=CHAMPION, shadows=shadows)
+    threshold = challenger_threshold(split.challenger_bp) if split.challenger_bp else 0
+
+    def decide(entity: str) -> Route:
+        if threshold and bucket_int(model.experiment_salt, entity) < threshold:
+            return Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
+        return Route(version=split.champion, arm=CHAMPION, shadows=shadows)
+
+    return decide
