@@ -84,10 +84,11 @@ def test_a_worker_run_flags_exactly_the_drifted_features(register, analyst, cele
 
 
 def _windows_scores(version, hours: int) -> np.ndarray:
-    return np.concatenate(
-        [window_arrays(version=version, start=T0 + h * HOUR, end=T0 + (h + 1) * HOUR)[1]
-         for h in range(hours)]
-    )  # fmt: skip
+    windows = [
+        window_arrays(version=version, start=T0 + h * HOUR, end=T0 + (h + 1) * HOUR)
+        for h in range(hours)
+    ]
+    return np.concatenate([scores[order] for _, scores, order in windows])
 
 
 def test_the_score_detector_state_survives_a_worker_restart(register, transactional_db):
