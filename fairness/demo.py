@@ -15,6 +15,8 @@ from fairness.services import (
 )
 from registry.models import MLModelVersion
 
+SERVED = ("champion", "challenger")
+
 
 def build(*, stdout) -> None:
     task = schedule_sync()
@@ -28,7 +30,8 @@ def _audit_logged(version: MLModelVersion, stdout) -> None:
         source=FairnessAudit.Source.LOGGED, status=FairnessAudit.Status.COMPLETE
     ).exists():
         return
-    span = version.predictions.filter(label__isnull=False).aggregate(
+    # Served rows only (fairness.services._served_rows): shadows are not audited on logs.
+    span = version.predictions.filter(label__isnull=False, role__in=SERVED).aggregate(
         start=Min("created_at"), end=Max("created_at")
     )
     if span["start"] is None:
