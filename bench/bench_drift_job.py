@@ -180,9 +180,10 @@ def main(argv=None) -> int:
     print(f"{'setup: binary COPY of the window (not timed)':44s}{copy_seconds:8.1f} s")
     end = WINDOW + timedelta(hours=1)
     try:
-        read, (X, s, order) = timed(
+        read, window = timed(
             lambda: window_arrays(version=version, start=WINDOW, end=end), args.repeat
         )
+        X, s, order = window.X, window.scores, window.order
         # Rows were copied in event-time order, so the sort must give them back as logged.
         assert np.array_equal(X[order], cur) and np.array_equal(s[order], scores)
         job, result = timed(

@@ -219,6 +219,10 @@ LOGGING = {
 # --- drift, performance and alerts (docs/monitoring.md) -------------------
 # A window needs this many values per feature before it gets a drift verdict.
 DRIFT_MIN_SAMPLES = env_int("DRIFT_MIN_SAMPLES", 100)
+# Each window's verdict compares the trailing span ending at the window's end, so that
+# time-of-day mix does not read as drift; clock-driven features are never alerted on.
+DRIFT_SPAN_MINUTES = env_int("DRIFT_SPAN_MINUTES", 1440)
+DRIFT_SEASONAL_FEATURES = env_list("DRIFT_SEASONAL_FEATURES", ["login_hour"])
 # Performance is measured on the labels of the trailing period ending at each window.
 PERFORMANCE_LOOKBACK_MINUTES = env_int("PERFORMANCE_LOOKBACK_MINUTES", 1440)
 PERFORMANCE_MIN_LABELS = env_int("PERFORMANCE_MIN_LABELS", 50)

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -76,30 +77,51 @@ def reference_profile(version: MLModelVersion) -> drift_core.ReferenceProfile | 
     return _profile(version.reference_hash)
 
 
-def window_arrays(*, version: MLModelVersion, start: datetime, end: datetime):
-    """(features rows x p, scores, order) of a version's predictions in [start, end).
+class Window(NamedTuple):
+    """A version's logged predictions of a period, in storage order.
 
-    Rows come in storage order; ``order`` sorts them by event time (then id), which
-    only the score stream needs. Sorting a million 30-feature rows in the database
-    would cost more than the whole comparison.
+    ``X`` rows x features, ``scores``, ``times`` (event time, epoch microseconds)
+    and ``order``, the permutation that sorts them by event time, then id.
     """
+
+    X: np.ndarray
+    scores: np.ndarray
+    times: np.ndarray
+    order: np.ndarray
+
+    def scores_since(self, moment: datetime) -> np.ndarray:
+        """Scores with an event time at or after ``moment``, in event-time order."""
+        times = self.times[self.order]
+        return self.scores[self.order][times >= _micros(moment)]
+
+
+def _micros(moment: datetime) -> int:
+    return int(round(moment.timestamp() * 1_000_000))
+
+
+def window_arrays(*, version: MLModelVersion, start: datetime, end: datetime) -> Window:
+    """A version's predictions in [start, end). Sorting a million 30-feature rows in the
+    database would cost more than the whole comparison, so only ``order`` is sorted."""
     p = len(version.feature_schema)
     if connection.vendor == "postgresql":
-        feature_bytes, score_bytes, times, ids = _read_postgresql(version.pk, start, end)
+        feature_bytes, score_bytes, time_bytes, ids = _read_postgresql(version.pk, start, end)
         scores = np.frombuffer(score_bytes, dtype=">f8").astype(np.float64)
-        order = np.lexsort((np.frombuffer(ids, dtype=">i8"), np.frombuffer(times, dtype=">i8")))
+        times = np.frombuffer(time_bytes, dtype=">i8").astype(np.int64)
+        order = np.lexsort((np.frombuffer(ids, dtype=">i8"), times))
     else:
         rows = (
             PredictionLog.objects.filter(version=version, created_at__gte=start, created_at__lt=end)
             .order_by("created_at", "id")
-            .values_list("features", "score")
+            .values_list("features", "score", "created_at")
         )
-        chunks, score_list = [], []
-        for features, score in rows.iterator(chunk_size=5000):
+        chunks, score_list, time_list = [], [], []
+        for features, score, created_at in rows.iterator(chunk_size=5000):
             chunks.append(features)
             score_list.append(score)
+            time_list.append(_micros(created_at))
         feature_bytes = b"".join(chunks)
         scores = np.asarray(score_list, dtype=np.float64)
+        times = np.asarray(time_list, dtype=np.int64)
         order = np.arange(scores.size)
     if len(feature_bytes) != scores.size * p * 8:
         raise GovernanceError(
@@ -108,7 +130,7 @@ def window_arrays(*, version: MLModelVersion, start: datetime, end: datetime):
             status=409,
         )
     X = np.frombuffer(feature_bytes, dtype="<f8").reshape(scores.size, p)
-    return X, scores, order
+    return Window(X, scores, times, order)
 
 
 def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[bytes, ...]:
@@ -136,29 +158,41 @@ def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[b
 # --------------------------------------------------------------------------- one window
 
 
+def span_start(window_start: datetime, window_end: datetime) -> datetime:
+    """Start of the period compared at a window's end: the window itself, or the trailing
+    ``DRIFT_SPAN_MINUTES`` when that is longer (see docs/monitoring.md, "Seasonality")."""
+    span = timedelta(minutes=getattr(settings, "DRIFT_SPAN_MINUTES", 1440))
+    return min(window_start, window_end - span)
+
+
 def drift_window_compute(
     *, version: MLModelVersion, window_start: datetime, window_end: datetime, run=None
 ) -> DriftResult | None:
-    """Compare one window with the reference, store the result, feed the detector,
-    raise or clear alerts. None when the version has no reference profile."""
+    """Compare the period ending at a window's end with the reference, store the result
+    for the window, feed the window's scores to the detector, raise or clear alerts.
+    None when the version has no reference profile."""
     profile = reference_profile(version)
     if profile is None:
         return None
-    X, scores, order = window_arrays(version=version, start=window_start, end=window_end)
-    names = version.feature_names
-    current = {name: X[:, j] for j, name in enumerate(names)}
-    current[drift_core.SCORE] = scores
+    since = span_start(window_start, window_end)
+    window = window_arrays(version=version, start=since, end=window_end)
+    current = {name: window.X[:, j] for j, name in enumerate(version.feature_names)}
+    current[drift_core.SCORE] = window.scores
     report = drift_core.compare(
         profile, current, min_samples=getattr(settings, "DRIFT_MIN_SAMPLES", 100)
     )
     with transaction.atomic():
-        changes = detector_feed(version=version, window_end=window_end, scores=scores[order])
-        result = _store(version, window_start, window_end, scores, report, changes, run)
+        changes = detector_feed(
+            version=version, window_end=window_end, scores=window.scores_since(window_start)
+        )
+        result = _store(version, (since, window_start, window_end), window, report, changes, run)
         _drift_alerts(version, result, report, changes)
     return result
 
 
-def _store(version, window_start, window_end, scores, report, changes, run) -> DriftResult:
+def _store(version, bounds, window: Window, report, changes, run) -> DriftResult:
+    since, window_start, window_end = bounds
+    scores = window.scores
     data = report.to_dict()
     dataset = data["dataset"]
     score = data["features"].get(drift_core.SCORE, {})
@@ -167,6 +201,7 @@ def _store(version, window_start, window_end, scores, report, changes, run) -> D
         window_start=window_start,
         window_end=window_end,
         defaults={
+            "span_start": since,
             "n_rows": int(scores.size),
             "status": dataset["status"],
             "drift": dataset["drift"],
@@ -190,11 +225,14 @@ def _label(name: str) -> str:
 
 def _drift_alerts(version, result: DriftResult, report, changes: int) -> None:
     model = version.model
+    seasonal = set(getattr(settings, "DRIFT_SEASONAL_FEATURES", []))
     for name, res in report.features.items():
         label = _label(name)
         key = f"drift:{version.pk}:{label}"
-        if res.status != drift_core.OK:
-            continue  # no verdict: neither evidence of drift nor of its absence
+        if res.status != drift_core.OK or label in seasonal:
+            # No verdict: neither evidence of drift nor of its absence. Clock-driven
+            # features are shown but never alerted on (docs/monitoring.md).
+            continue
         if not res.drifted:
             alert_clear(dedupe_key=key, at=result.window_end)
             continue
@@ -210,6 +248,7 @@ def _drift_alerts(version, result: DriftResult, report, changes: int) -> None:
                 "feature": label,
                 "window_start": result.window_start.isoformat(),
                 "window_end": result.window_end.isoformat(),
+                "compared_since": result.span_start.isoformat(),
                 "n": res.n,
                 "psi": stats.get("psi"),
                 "wasserstein_norm": stats.get("wasserstein_norm"),

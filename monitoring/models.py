@@ -190,7 +190,10 @@ class DriftResult(models.Model):
     )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
-    n_rows = models.PositiveIntegerField()
+    span_start = models.DateTimeField(
+        help_text="Start of the compared period (window_start, or earlier for a trailing span)"
+    )
+    n_rows = models.PositiveIntegerField(help_text="Predictions in the compared period")
     status = models.CharField(max_length=20, help_text="ok or insufficient_data")
     drift = models.BooleanField(null=True)
     severity = models.CharField(max_length=16, blank=True)

@@ -4,6 +4,7 @@ import functools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 import xgboost as xgb
 
 from govsite import synthetic
@@ -13,6 +14,13 @@ from registry.services import version_load_booster
 # Windows of the tests: hourly, starting on a fixed Monday.
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 DRIFTED = ("bytes_out", "geo_velocity")
+
+
+@pytest.fixture
+def hourly_windows(settings):
+    """Compare each window on its own (the default compares the trailing day), so that
+    tests can put clean and drifted traffic in neighbouring windows."""
+    settings.DRIFT_SPAN_MINUTES = 60
 
 
 def drifted_scenario() -> synthetic.Scenario:

@@ -16,9 +16,15 @@ from monitoring.drift_jobs import (
     windows_between,
 )
 from monitoring.models import Alert, DetectorState, DriftResult, DriftRun
-from monitoring.tests.factories import DRIFTED, T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    DRIFTED,
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 
 
@@ -31,9 +37,9 @@ def test_windows_are_aligned_to_the_epoch():
 def test_it_reads_a_window_as_one_matrix_in_event_order(register):
     version = register("1.0.0")
     rows = log_window(version, rows=slice(0, 300))
-    X, scores, order = window_arrays(version=version, start=T0, end=T0 + HOUR)
-    assert X.shape == (300, len(version.feature_schema))
-    X, scores = X[order], scores[order]
+    window = window_arrays(version=version, start=T0, end=T0 + HOUR)
+    assert window.X.shape == (300, len(version.feature_schema))
+    X, scores = window.X[window.order], window.scores[window.order]
     assert np.array_equal(X[17], rows[17].feature_vector())
     assert scores.tolist() == [r.score for r in rows]
 
@@ -121,3 +127,30 @@ def test_a_run_refuses_an_empty_or_huge_range(register):
             model=version.model, start=T0, end=T0 + timedelta(days=90), trigger="api", enqueue=False
         )
     assert not DriftRun.objects.exists()
+
+
+def test_by_default_each_window_compares_the_trailing_day(register, settings):
+    settings.DRIFT_SPAN_MINUTES = 1440
+    version = register("1.0.0")
+    log_window(version, rows=slice(0, 1500))
+    log_window(version, rows=slice(1500, 3000), start=T0 + HOUR)
+    drift_window_compute(version=version, window_start=T0, window_end=T0 + HOUR)
+    result = drift_window_compute(version=version, window_start=T0 + HOUR, window_end=T0 + 2 * HOUR)
+    assert result.n_rows == 3000 and result.span_start == T0 + 2 * HOUR - timedelta(days=1)
+    assert result.window_start == T0 + HOUR
+    # The detector still sees each score once: only the window's own predictions.
+    assert DetectorState.objects.get(version=version).state["seen"] == 3000
+
+
+def test_clock_driven_features_are_shown_but_not_alerted(register, settings):
+    from govsite import synthetic
+
+    version = register("1.0.0")
+    shifted = synthetic.Scenario(drifts=(synthetic.Drift.sudden("login_hour", 2.0, at=0.0),))
+    log_window(version, rows=slice(0, 1500), scenario=shifted)
+    result = drift_window_compute(version=version, window_start=T0, window_end=T0 + HOUR)
+    assert "login_hour" in result.drifted_features
+    assert not Alert.objects.filter(dedupe_key=f"drift:{version.pk}:login_hour").exists()
+    settings.DRIFT_SEASONAL_FEATURES = []
+    drift_window_compute(version=version, window_start=T0, window_end=T0 + HOUR)
+    assert Alert.objects.filter(dedupe_key=f"drift:{version.pk}:login_hour").exists()

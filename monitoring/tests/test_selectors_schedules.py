@@ -11,10 +11,15 @@ from monitoring.drift_jobs import drift_schedule_tick, drift_window_compute
 from monitoring.models import DriftResult, DriftRun
 from monitoring.schedules import SYNC_NAME, drift_schedule_sync, drift_schedules_sync
 from monitoring.selectors import version_drift_status
-from monitoring.tests.factories import T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 from registry.evidence import evidence_snapshot
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 
 

@@ -13,10 +13,20 @@ import pytest
 from monitoring import drift_core
 from monitoring.drift_jobs import drift_run_create, window_arrays
 from monitoring.models import Alert, DetectorState, DriftResult, DriftRun
-from monitoring.tests.factories import DRIFTED, T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    DRIFTED,
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 from registry.models import Notification
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("hourly_windows"),
+]
 HOUR = timedelta(hours=1)
 FINISHED = (DriftRun.Status.SUCCEEDED, DriftRun.Status.FAILED)
 
@@ -88,7 +98,7 @@ def _windows_scores(version, hours: int) -> np.ndarray:
         window_arrays(version=version, start=T0 + h * HOUR, end=T0 + (h + 1) * HOUR)
         for h in range(hours)
     ]
-    return np.concatenate([scores[order] for _, scores, order in windows])
+    return np.concatenate([w.scores[w.order] for w in windows])
 
 
 def test_the_score_detector_state_survives_a_worker_restart(register, transactional_db):
