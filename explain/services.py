@@ -123,8 +123,9 @@ def explanation_for_prediction(
         return cached, True
     batch = explainer.explain(_rows_matrix([raw], len(version.feature_names)))
     built = _explanations_build(version, [raw], [key], batch)[0]
+    # On a conflict another request stored the same deterministic values first.
     Explanation.objects.bulk_create([built], ignore_conflicts=True)
-    return Explanation.objects.get(version=version, feature_hash=key), False
+    return built, False
 
 
 def explanation_check(explanation: Explanation) -> None:

@@ -30,6 +30,8 @@ import xgboost as xgb
 
 ADDITIVITY_TOLERANCE = 1e-4
 TOP_K = 5
+# Batches up to this many rows are explained single-threaded (see Explainer).
+SMALL_BATCH = 32
 
 
 class AdditivityError(RuntimeError):
@@ -150,6 +152,18 @@ class Explainer:
             self._shap = shap.TreeExplainer(
                 booster, feature_perturbation="tree_path_dependent", model_output="raw"
             )
+            # For a few rows, waking XGBoost's OpenMP pool costs more than the trees
+            # themselves (several times more on a busy host), so single incidents go
+            # through a single-threaded copy of the same trees.
+            small = booster.copy()
+            small.set_param({"nthread": 1})
+            self._small = (
+                small,
+                shap.TreeExplainer(
+                    small, feature_perturbation="tree_path_dependent", model_output="raw"
+                ),
+                threading.Lock(),
+            )
         else:
             self.method = "interventional"
             background = self._as_matrix(background)
@@ -159,6 +173,7 @@ class Explainer:
             self._shap = shap.TreeExplainer(
                 booster, data=masker, feature_perturbation="interventional", model_output="raw"
             )
+            self._small = None
         # shap mutates expected_value inside shap_values; serialise calls per explainer.
         self._lock = threading.Lock()
 
@@ -180,16 +195,20 @@ class Explainer:
     def explain(self, X: np.ndarray) -> ExplanationBatch:
         """Contributions for every row of ``X`` (one shap call), additivity checked."""
         X = self._as_matrix(X)
-        dmatrix = xgb.DMatrix(X, feature_names=list(self.feature_names))
-        with self._lock:
+        small = self._small is not None and X.shape[0] <= SMALL_BATCH
+        booster, explainer, lock = self._small if small else (self.booster, self._shap, self._lock)
+        dmatrix = xgb.DMatrix(
+            X, feature_names=list(self.feature_names), nthread=1 if small else None
+        )
+        with lock:
             # shap's own check would predict a second time; ours below is stricter.
             if self.method == "tree_path_dependent":
-                values = self._shap.shap_values(dmatrix, check_additivity=False)
+                values = explainer.shap_values(dmatrix, check_additivity=False)
             else:
-                values = self._shap.shap_values(X, check_additivity=False)
-            base_value = self.base_value
+                values = explainer.shap_values(X, check_additivity=False)
+            base_value = float(np.ravel(explainer.expected_value)[0])
         values = np.asarray(values, dtype=np.float64).reshape(X.shape[0], X.shape[1])
-        margin = self.booster.predict(dmatrix, output_margin=True).astype(np.float64)
+        margin = booster.predict(dmatrix, output_margin=True).astype(np.float64)
         check_additivity(base_value, values, margin)
         return ExplanationBatch(
             feature_names=self.feature_names,

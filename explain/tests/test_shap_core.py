@@ -202,3 +202,15 @@ def test_a_booster_reloaded_from_ubjson_explains_identically(data, booster, batc
     again = Explainer(reloaded).explain(data[0][:1_000])
     assert np.max(np.abs(again.values - batch.values)) <= 1e-6
     assert again.base_value == pytest.approx(batch.base_value, abs=1e-6)
+
+
+def test_small_batches_take_the_single_threaded_path_with_identical_results(data, booster):
+    explainer = Explainer(booster)
+    rows = data[0][: shap_core.SMALL_BATCH + 10]
+    large = explainer.explain(rows)
+    for i in (0, 7, shap_core.SMALL_BATCH + 3):
+        small = explainer.explain(rows[i])
+        assert np.max(np.abs(small.values[0] - large.values[i])) <= 1e-9
+        assert small.base_value == pytest.approx(large.base_value, abs=1e-9)
+        assert small.margin[0] == pytest.approx(large.margin[i], abs=1e-9)
+    assert booster.num_features() == explainer.booster.num_features()
