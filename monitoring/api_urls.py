@@ -1,11 +1,5 @@
 """Monitoring API routes: ingest and feedback (api_ingest), drift and alerts (api_drift)."""
 
-from importlib import import_module
+from monitoring import api_drift, api_ingest
 
-urlpatterns = []
-for name in ("monitoring.api_ingest", "monitoring.api_drift"):
-    try:
-        urlpatterns += import_module(name).urlpatterns
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
+urlpatterns = api_ingest.urlpatterns + api_drift.urlpatterns

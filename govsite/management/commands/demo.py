@@ -205,17 +205,15 @@ class Command(BaseCommand):
         self.stdout.write(f"logged {len(traffic.items)} predictions, {len(verdicts)} verdicts")
 
     def _app_demos(self):
-        """Each app's demo step (drift jobs, explanations, audits, experiments)."""
-        from importlib import import_module
+        """Each app's demo step: drift and performance jobs over the week (with alerts),
+        explanations of the high-risk incidents, audits on logged data, the experiment."""
+        from explain import demo as explain_demo
+        from fairness import demo as fairness_demo
+        from monitoring import demo as monitoring_demo
+        from registry import demo_ab
 
-        for name in ("monitoring.demo", "explain.demo", "fairness.demo", "registry.demo_ab"):
-            try:
-                module = import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
-                continue
-            module.build(stdout=self.stdout)
+        for step in (monitoring_demo, explain_demo, fairness_demo, demo_ab):
+            step.build(stdout=self.stdout)
 
     def _print_logins(self, password, token):
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {password})"))
