@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 import numpy as np
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from explain.models import Explanation
@@ -26,16 +26,15 @@ class IncidentNotFound(LookupError):
         self.details = details or {}
 
 
-def incident_predictions(*, incident_id: str) -> QuerySet:
-    """Every prediction logged for an incident, acting ones (champion/challenger) first."""
-    acting_first = Case(
-        When(role__in=ACTING_ROLES, then=Value(0)), default=Value(1), output_field=IntegerField()
-    )
-    return (
-        PredictionLog.objects.filter(incident_id=incident_id)
-        .select_related("version__model", "labelled_by")
-        .order_by(acting_first, "-created_at", "-pk")
-    )
+def _acting_first(row: PredictionLog) -> tuple:
+    return (row.role not in ACTING_ROLES, -row.created_at.timestamp(), -row.pk)
+
+
+def incident_predictions(*, incident_id: str) -> list[PredictionLog]:
+    """Every prediction logged for an incident, acting ones (champion/challenger) first,
+    newest first within each group (sorted here: an incident has a handful of rows)."""
+    rows = PredictionLog.objects.filter(incident_id=incident_id).select_related("version__model")
+    return sorted(rows, key=_acting_first)
 
 
 def incident_prediction(
@@ -46,7 +45,7 @@ def incident_prediction(
     ``version`` is a semver string ("1.1.0") or a version id; ``model`` a model
     name, needed only when several models scored the same incident.
     """
-    all_rows = list(incident_predictions(incident_id=incident_id))
+    all_rows = incident_predictions(incident_id=incident_id)
     if not all_rows:
         raise IncidentNotFound(
             f"no prediction is logged for incident {incident_id!r}", {"incident_id": incident_id}
