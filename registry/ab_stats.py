@@ -96,6 +96,4 @@ def compare(champion: Proportion, challenger: Proportion) -> Comparison:
         return Comparison(d, low, high, None, None, None, None, enough)
     z = d / math.sqrt(variance)
     lam = msprt(d, variance)
-    return Comparison(
-        d, low, high, z, float(2 * norm.sf(abs(z))), lam, min(1.0, 1.0 / lam), enough
-    )
+    return Comparison(d, low, high, z, float(2 * norm.sf(abs(z))), lam, min(1.0, 1.0 / lam), enough)

@@ -246,29 +246,40 @@ class TrafficView(APIView):
 
 
 class RouteView(APIView):
-    """Which version serves an entity (sticky), its arm, and the shadow versions."""
+    """Which version serves an entity (sticky), its arm, and the shadow versions.
 
-    permission_classes = [CanViewRegistry]
+    The role (registry.view_mlmodelversion) is checked in the same query that reads the
+    split: this endpoint sits on the SOC backend's request path.
+    """
+
+    required_perm = "registry.view_mlmodelversion"
 
     @extend_schema(responses=RouteSerializer)
     def get(self, request, name):
-        from registry.routing import NoServingVersion, route
+        from registry.routing import NoServingVersion, route_table
 
+        table, allowed = route_table(model_name=name, user=request.user)
+        if not allowed:
+            from registry.audit import audit_permission_denied
+
+            audit_permission_denied(request, [self.required_perm])
+            raise ApiError("Your role does not allow this action.", status=403)
+        if table is None:
+            raise ApiError(f"no model named {name}", {"model": name}, status=404)
         entity = request.query_params.get("entity", "")
         if not entity or len(entity) > 256:
             raise ApiError("entity is required (1 to 256 characters)", {"field": "entity"})
-        model = get_object_or_404(MLModel, name=name)
         try:
-            decision = route(model, entity)
+            version, arm = table.decide(entity)
         except NoServingVersion as exc:
             raise ApiError(str(exc), {"model": name}, status=409) from None
         return Response(
             {
-                "model": model.name,
+                "model": name,
                 "entity": entity,
-                "version": decision.version.version,
-                "version_id": decision.version.pk,
-                "arm": decision.arm,
-                "shadows": [{"version": s.version, "id": s.pk} for s in decision.shadows],
+                "version": version.version,
+                "version_id": version.id,
+                "arm": arm,
+                "shadows": [{"version": s.version, "id": s.id} for s in table.shadows],
             }
         )

@@ -12,6 +12,7 @@ clients that route in-process from ``GET /api/v1/models/{name}/traffic/``.
 Without a configured split every entity is served by the production version.
 """
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -105,3 +106,119 @@ def router(model: MLModel):
         return Route(version=split.champion, arm=CHAMPION, shadows=shadows)
 
     return decide
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    id: int
+    version: str
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """The routing decision data of one model, without full version rows (the route
+    endpoint answers from this: a version's JSON columns are never loaded)."""
+
+    model: str
+    salt: str
+    champion: RouteEntry | None
+    challenger: RouteEntry | None
+    threshold: int
+    shadows: tuple[RouteEntry, ...] = ()
+
+    def decide(self, entity: str) -> tuple[RouteEntry, str]:
+        if self.champion is None:
+            raise NoServingVersion(f"{self.model} has no production version")
+        if self.threshold and bucket_int(self.salt, entity) < self.threshold:
+            return self.challenger, CHALLENGER
+        return self.champion, CHAMPION
+
+
+# Shadows of a split at a revision never change (every change bumps the revision),
+# so each process keeps them instead of querying them per request.
+_shadow_cache: dict[tuple[int, int], tuple[RouteEntry, ...]] = {}
+
+
+def _shadows_at(split_id: int, revision: int) -> tuple[RouteEntry, ...]:
+    key = (split_id, revision)
+    if key not in _shadow_cache:
+        if len(_shadow_cache) > 1000:
+            _shadow_cache.clear()
+        rows = MLModelVersion.objects.filter(shadowdeployment__split_id=split_id).order_by("pk")
+        _shadow_cache[key] = tuple(RouteEntry(*r) for r in rows.values_list("pk", "version"))
+    return _shadow_cache[key]
+
+
+def _route_permission(user):
+    """registry.view_mlmodelversion held directly or through a group (ModelBackend's rule)."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    return Permission.objects.filter(
+        Q(user=user.pk) | Q(group__user=user.pk),
+        content_type__app_label="registry",
+        codename="view_mlmodelversion",
+    )
+
+
+@functools.cache
+def _route_sql() -> str:
+    """One statement for the route endpoint: the split (or the production version when
+    there is none) and the caller's permission. The ORM would spend longer compiling
+    this than the database spends running it, on every request of the SOC backend."""
+    from django.contrib.auth.models import Group, Permission, User
+    from django.contrib.contenttypes.models import ContentType
+
+    def table(model):
+        return model._meta.db_table
+
+    user_perms = table(User.user_permissions.through)
+    user_groups = table(User.groups.through)
+    group_perms = table(Group.permissions.through)
+    return f"""
+        SELECT s.id, s.revision, m.experiment_salt, c.id, c.version, ch.id, ch.version,
+               s.challenger_bp, p.id, p.version,
+               (%(superuser)s OR EXISTS (
+                 SELECT 1 FROM {table(Permission)} pm
+                 JOIN {table(ContentType)} ct ON ct.id = pm.content_type_id
+                 WHERE ct.app_label = 'registry' AND pm.codename = 'view_mlmodelversion' AND (
+                   EXISTS (SELECT 1 FROM {user_perms} up
+                           WHERE up.permission_id = pm.id AND up.user_id = %(user)s)
+                   OR EXISTS (SELECT 1 FROM {group_perms} gp
+                              JOIN {user_groups} ug ON ug.group_id = gp.group_id
+                              WHERE gp.permission_id = pm.id AND ug.user_id = %(user)s))))
+        FROM {table(MLModel)} m
+        LEFT JOIN {table(TrafficSplit)} s ON s.model_id = m.id
+        LEFT JOIN {table(MLModelVersion)} c ON c.id = s.champion_id
+        LEFT JOIN {table(MLModelVersion)} ch ON ch.id = s.challenger_id
+        LEFT JOIN {table(MLModelVersion)} p ON p.model_id = m.id AND p.status = 'production'
+        WHERE m.name = %(name)s
+    """
+
+
+def route_table(*, model_name: str, user) -> tuple[RouteTable | None, bool]:
+    """The model's routing table (None: no such model) and whether the user may read it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        params = {"superuser": bool(user.is_superuser), "user": user.pk, "name": model_name}
+        cursor.execute(_route_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, bool(user.is_superuser or _route_permission(user).exists())
+    split_id, revision, salt, champion_id, champion, challenger_id, challenger = row[:7]
+    share, production_id, production, allowed = row[7:]
+    if not allowed:
+        return None, False
+    if split_id is None or champion_id is None:
+        entry = RouteEntry(production_id, production) if production_id else None
+        return RouteTable(model_name, salt, entry, None, 0), True
+    table = RouteTable(
+        model=model_name,
+        salt=salt,
+        champion=RouteEntry(champion_id, champion),
+        challenger=RouteEntry(challenger_id, challenger) if challenger_id else None,
+        threshold=challenger_threshold(share) if challenger_id else 0,
+        shadows=_shadows_at(split_id, revision),
+    )
+    return table, True

@@ -254,3 +254,18 @@ def test_the_preview_counts_the_entities_that_change_version(live, approver):
     assert grow.into_challenger == expected > 0
     stop = traffic_preview(model=champion.model, challenger=None, challenger_bp=0)
     assert stop.out_of_challenger == sum(is_challenger(salt, f"e{i}", 1000) for i in range(400))
+
+
+def test_route_permission_follows_the_model_backend_rule(live, api_as, make_user):
+    from django.contrib.auth.models import Permission
+
+    direct = make_user(None, "direct_perm")
+    direct.user_permissions.add(Permission.objects.get(codename="view_mlmodelversion"))
+    assert api_as(direct).get("/api/v1/models/threat/route/?entity=a").status_code == 200
+    boss = make_user(None, "boss", is_superuser=True)
+    assert api_as(boss).get("/api/v1/models/threat/route/?entity=a").status_code == 200
+    nobody = make_user(None, "nobody")
+    assert api_as(nobody).get("/api/v1/models/missing/route/?entity=a").status_code == 403
+    assert api_as(boss).get("/api/v1/models/missing/route/?entity=a").status_code == 404
+    denied = AuditEvent.objects.filter(action="permission.denied", actor=nobody)
+    assert denied.count() == 1
