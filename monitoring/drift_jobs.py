@@ -181,6 +181,7 @@ def drift_window_compute(
     report = drift_core.compare(
         profile, current, min_samples=getattr(settings, "DRIFT_MIN_SAMPLES", 100)
     )
+    report.dataset["partial_span"] = since < window_start and not covers(version, since)
     with transaction.atomic():
         changes = detector_feed(
             version=version, window_end=window_end, scores=window.scores_since(window_start)
@@ -188,6 +189,11 @@ def drift_window_compute(
         result = _store(version, (since, window_start, window_end), window, report, changes, run)
         _drift_alerts(version, result, report, changes)
     return result
+
+
+def covers(version: MLModelVersion, since: datetime) -> bool:
+    """Whether the version's traffic started before ``since`` (an index-only probe)."""
+    return PredictionLog.objects.filter(version=version, created_at__lt=since).exists()
 
 
 def _store(version, bounds, window: Window, report, changes, run) -> DriftResult:
@@ -226,7 +232,10 @@ def _label(name: str) -> str:
 def _drift_alerts(version, result: DriftResult, report, changes: int) -> None:
     model = version.model
     seasonal = set(getattr(settings, "DRIFT_SEASONAL_FEATURES", []))
-    for name, res in report.features.items():
+    # Until a version's traffic fills a whole span, the compared hours are a slice of
+    # the day and differ from the reference by time of day alone: store, do not alert.
+    features = {} if report.dataset["partial_span"] else report.features
+    for name, res in features.items():
         label = _label(name)
         key = f"drift:{version.pk}:{label}"
         if res.status != drift_core.OK or label in seasonal:

@@ -9,10 +9,15 @@ from django.test.utils import CaptureQueriesContext
 from monitoring.alerts import alert_raise
 from monitoring.drift_jobs import drift_window_compute
 from monitoring.models import Alert, DriftRun
-from monitoring.tests.factories import T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 from registry.models import AuditEvent, MLModel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 VIEWERS = ["ml_engineer", "approver", "analyst", "auditor", "soc_service"]
 MANAGERS = {"approver", "analyst"}

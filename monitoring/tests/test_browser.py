@@ -6,9 +6,18 @@ import pytest
 
 from monitoring.drift_jobs import drift_run_create, drift_run_execute
 from monitoring.models import Alert
-from monitoring.tests.factories import T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("hourly_windows"),
+]
 HOUR = timedelta(hours=1)
 CHARTS = ("drift", "heatmap", "histogram", "score_histogram", "score", "performance", "alerts")
 

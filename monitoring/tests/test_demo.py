@@ -8,9 +8,14 @@ from django_celery_beat.models import PeriodicTask
 
 from monitoring import demo
 from monitoring.models import Alert, DriftResult, DriftRun
-from monitoring.tests.factories import T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 
 

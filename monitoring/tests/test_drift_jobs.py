@@ -154,3 +154,17 @@ def test_clock_driven_features_are_shown_but_not_alerted(register, settings):
     settings.DRIFT_SEASONAL_FEATURES = []
     drift_window_compute(version=version, window_start=T0, window_end=T0 + HOUR)
     assert Alert.objects.filter(dedupe_key=f"drift:{version.pk}:login_hour").exists()
+
+
+def test_no_alerts_until_the_traffic_fills_a_whole_span(register, settings):
+    settings.DRIFT_SPAN_MINUTES = 1440
+    version = register("1.0.0")
+    log_window(version, rows=slice(0, 1500), scenario=drifted_scenario())
+    first = drift_window_compute(version=version, window_start=T0, window_end=T0 + HOUR)
+    assert first.dataset["partial_span"] is True and "bytes_out" in first.drifted_features
+    assert not Alert.objects.filter(kind="drift").exists()
+    day = timedelta(days=1)
+    log_window(version, rows=slice(1500, 3000), start=T0 + day, scenario=drifted_scenario())
+    later = drift_window_compute(version=version, window_start=T0 + day, window_end=T0 + day + HOUR)
+    assert later.dataset["partial_span"] is False
+    assert Alert.objects.filter(dedupe_key=f"drift:{version.pk}:bytes_out").exists()

@@ -6,9 +6,14 @@ import pytest
 
 from monitoring.alerts import alert_raise
 from monitoring.drift_jobs import drift_run_create, drift_run_execute
-from monitoring.tests.factories import T0, drifted_scenario, log_window
+from monitoring.tests.factories import (
+    T0,
+    drifted_scenario,
+    hourly_windows,  # noqa: F401
+    log_window,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 
 
