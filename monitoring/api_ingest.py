@@ -106,8 +106,8 @@ class FeedbackView(APIView):
                     {
                         "request_id": serializers.CharField(required=False),
                         "incident_id": serializers.CharField(required=False),
-                        "label": serializers.ChoiceField(
-                            ["threat", "benign", "true_positive", "false_positive", 0, 1]
+                        "label": serializers.CharField(
+                            help_text="threat/benign, true_positive/false_positive or 1/0"
                         ),
                         "note": serializers.CharField(required=False),
                     },
