@@ -229,3 +229,26 @@ def test_anonymous_callers_get_a_401(incidents, api_as):
     response = api_as(None).get(url(incidents[0].incident_id))
     assert response.status_code == 401
     assert "error" in response.json()
+
+
+def test_the_explainer_is_built_once_per_artifact_and_reused(
+    version, incidents, api_as, soc_service, monkeypatch
+):
+    from explain import services, shap_core
+
+    shap_core._EXPLAINERS.clear()
+    built = []
+    real_init = shap_core.Explainer.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(shap_core.Explainer, "__init__", counting_init)
+    client = api_as(soc_service)
+    for prediction in incidents:
+        assert client.get(url(prediction.incident_id)).json()["cached"] is False
+    assert len(built) == 1
+    explainer = services.version_explainer(version=version)
+    assert explainer is services.version_explainer(version=version)
+    assert explainer.feature_names == tuple(version.feature_names)
