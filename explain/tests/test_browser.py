@@ -41,3 +41,30 @@ def test_an_analyst_marks_an_incident_as_a_false_positive(incident, analyst, log
     prediction.refresh_from_db()
     assert prediction.label == 0
     assert "benign" in page.text_content("[data-testid=verdict]")
+
+
+def test_global_importance_and_comparison_charts_render(
+    register, register_other, trained, log_predictions, auditor, login, page
+):
+    from explain.services import explanations_precompute, high_risk_predictions
+
+    version = register()
+    other = register_other()
+    version.model.explain_threshold = 0.0
+    version.model.save(update_fields=["explain_threshold"])
+    log_predictions(version, trained.X_valid[:60], ids=[f"G-{i}" for i in range(60)])
+    log_predictions(other, trained.X_valid[:1], ids=["G-0"], role="shadow")
+    explanations_precompute(predictions=high_risk_predictions().filter(version=version))
+    n = len(version.feature_names)
+    login(auditor)
+    page.goto(f"/explain/versions/{version.pk}/importance/")
+    page.wait_for_selector("[data-testid=importance-bars] .barlayer .point")
+    assert page.locator("[data-testid=importance-bars] .barlayer .point").count() == n
+    page.wait_for_selector("[data-testid=importance-strips] .scatterlayer .point")
+    strips = page.locator("[data-testid=importance-strips] .scatterlayer .trace").count()
+    assert strips == min(n, 12)
+    page.goto("/explain/incidents/G-0/compare/")
+    page.wait_for_selector("[data-testid=side] .waterfalllayer .point")
+    assert page.locator("[data-testid=side]").count() == 2
+    for side in page.locator("[data-testid=side]").all():
+        assert side.locator(".waterfalllayer .point").count() >= 3

@@ -18,7 +18,7 @@
   var strips = data.strips.slice().reverse();
   var traces = strips.map(function (s, k) {
     return {
-      type: "scattergl", mode: "markers", name: s.feature,
+      type: "scatter", mode: "markers", name: s.feature,
       x: s.shap, y: s.shap.map(function (_, i) { return k + jitter(i); }),
       text: s.value.map(function (v) { return v === null ? "missing" : v; }),
       hovertemplate: s.feature + " = %{text}<br>SHAP %{x:.4f}<extra></extra>",
