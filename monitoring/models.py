@@ -34,7 +34,15 @@ class PredictionLog(models.Model):
     )
 
     class Meta:
-        indexes = [models.Index(fields=["version", "created_at"], name="pred_version_time")]
+        indexes = [
+            models.Index(fields=["version", "created_at"], name="pred_version_time"),
+            # Performance windows and logged fairness audits read only labelled rows.
+            models.Index(
+                fields=["version", "created_at"],
+                condition=models.Q(label__isnull=False),
+                name="pred_labelled_time",
+            ),
+        ]
         permissions = [
             ("log_prediction", "Can log predictions"),
             ("give_feedback", "Can record analyst verdicts"),
