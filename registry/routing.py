@@ -134,13 +134,13 @@ class RouteTable:
         return self.champion, CHAMPION
 
 
-# Shadows of a split at a revision never change (every change bumps the revision),
-# so each process keeps them instead of querying them per request.
-_shadow_cache: dict[tuple[int, int], tuple[RouteEntry, ...]] = {}
+# Shadows of a split at a revision never change (every change bumps the revision and
+# the save time), so each process keeps them instead of querying them per request.
+_shadow_cache: dict[tuple, tuple[RouteEntry, ...]] = {}
 
 
-def _shadows_at(split_id: int, revision: int) -> tuple[RouteEntry, ...]:
-    key = (split_id, revision)
+def _shadows_at(split_id: int, revision: int, saved) -> tuple[RouteEntry, ...]:
+    key = (split_id, revision, saved)
     if key not in _shadow_cache:
         if len(_shadow_cache) > 1000:
             _shadow_cache.clear()
@@ -176,8 +176,8 @@ def _route_sql() -> str:
     user_groups = table(User.groups.through)
     group_perms = table(Group.permissions.through)
     return f"""
-        SELECT s.id, s.revision, m.experiment_salt, c.id, c.version, ch.id, ch.version,
-               s.challenger_bp, p.id, p.version,
+        SELECT s.id, s.revision, s.updated_at, m.experiment_salt, c.id, c.version, ch.id,
+               ch.version, s.challenger_bp, p.id, p.version,
                (%(superuser)s OR EXISTS (
                  SELECT 1 FROM {table(Permission)} pm
                  JOIN {table(ContentType)} ct ON ct.id = pm.content_type_id
@@ -206,8 +206,8 @@ def route_table(*, model_name: str, user) -> tuple[RouteTable | None, bool]:
         row = cursor.fetchone()
     if row is None:
         return None, bool(user.is_superuser or _route_permission(user).exists())
-    split_id, revision, salt, champion_id, champion, challenger_id, challenger = row[:7]
-    share, production_id, production, allowed = row[7:]
+    split_id, revision, saved, salt, champion_id, champion, challenger_id = row[:7]
+    challenger, share, production_id, production, allowed = row[7:]
     if not allowed:
         return None, False
     if split_id is None or champion_id is None:
@@ -219,6 +219,6 @@ def route_table(*, model_name: str, user) -> tuple[RouteTable | None, bool]:
         champion=RouteEntry(champion_id, champion),
         challenger=RouteEntry(challenger_id, challenger) if challenger_id else None,
         threshold=challenger_threshold(share) if challenger_id else 0,
-        shadows=_shadows_at(split_id, revision),
+        shadows=_shadows_at(split_id, revision, saved),
     )
     return table, True

@@ -269,3 +269,16 @@ def test_route_permission_follows_the_model_backend_rule(live, api_as, make_user
     assert api_as(boss).get("/api/v1/models/missing/route/?entity=a").status_code == 404
     denied = AuditEvent.objects.filter(action="permission.denied", actor=nobody)
     assert denied.count() == 1
+
+
+def test_the_route_lists_the_current_shadows(live, staged, approver, soc_service, api_as):
+    staged("1.2.0")
+    client, admin = api_as(soc_service), api_as(approver)
+    assert (
+        put(admin, challenger="1.1.0", challenger_percentage=10, shadows=["1.2.0"]).status_code
+        == 200
+    )
+    body = client.get("/api/v1/models/threat/route/?entity=a").json()
+    assert [s["version"] for s in body["shadows"]] == ["1.2.0"]
+    assert put(admin, challenger="1.1.0", challenger_percentage=10).status_code == 200
+    assert client.get("/api/v1/models/threat/route/?entity=a").json()["shadows"] == []
