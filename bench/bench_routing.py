@@ -70,6 +70,22 @@ def setup_environment(args) -> None:
     call_command("migrate", verbosity=0)
 
 
+def teardown(args) -> None:
+    """Drop the scratch database and folder."""
+    import shutil
+
+    from django.db import connection
+
+    vendor = connection.vendor
+    connection.close()
+    if args.server:
+        subprocess.run(
+            ["psql", args.server + "/postgres", "-qc", f"DROP DATABASE {DB}"], check=True
+        )
+    shutil.rmtree(os.environ["GOVSITE_VAR_DIR"], ignore_errors=True)
+    args.vendor = vendor
+
+
 def build_split() -> str:
     """Three real versions, a 20 % challenger and a shadow; returns a SOC service token."""
     from django.contrib.auth.models import Group, User
@@ -208,9 +224,10 @@ def main():
     finally:
         proc.terminate()
         proc.wait(30)
+        teardown(args)
     me, route = statistics.median(rates["me"]), statistics.median(rates["route"])
     print(
-        f"database: {connection.vendor}; gunicorn sync workers={args.workers}; "
+        f"database: {args.vendor}; gunicorn sync workers={args.workers}; "
         f"clients={args.clients}; {args.rounds} rounds x {args.seconds:g} s per endpoint"
     )
     for name in ("me", "route"):
