@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_plans_shadows_then_starts_the_split_idempotently(
-    approved, staged, make_user, ml_engineer
+    approved, staged, make_user, ml_engineer, client
 ):
     alex = make_user("Approver", "alex")
     champion = approved("1.0.0", model="threat-detector")
@@ -32,6 +32,9 @@ def test_the_demo_plans_shadows_then_starts_the_split_idempotently(
     shadows = PredictionLog.objects.filter(version=candidate, role="shadow")
     assert shadows.count() == 60  # re-scored once, not twice
     assert "60 logged events re-scored" in out.getvalue()
+    client.force_login(alex)
+    html = client.get("/registry/models/threat-detector/experiment/").content.decode()
+    assert "planned" in html and "Shadow versions" in html and "Incidents paired" in html
 
     request = services.approval_request_create(version=candidate, actor=ml_engineer)
     services.approval_decide(request=request, approver=alex, decision="approve")
