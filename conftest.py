@@ -3,6 +3,7 @@
 import io
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -250,3 +251,27 @@ def npz(**arrays) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def race(n: int, work, timeout: float = 120):
+    """Run work(0..n-1) in n threads released together; returns [("ok"|"error", value)]."""
+    from django.db import connection
+
+    barrier = threading.Barrier(n)
+    outcomes = []
+
+    def run(i):
+        barrier.wait()
+        try:
+            outcomes.append(("ok", work(i)))
+        except Exception as exc:
+            outcomes.append(("error", exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return outcomes

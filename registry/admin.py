@@ -41,6 +41,22 @@ def _audit_table(queryset):
     )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Append-only or decided records: visible, never added, changed or deleted here."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(MLModel)
 class MLModelAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "required_approvals", "fairness_gate", "created_at"]
@@ -449,7 +465,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "created_at",
@@ -461,18 +477,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     list_filter = ["action", "model_name"]
     search_fields = ["actor_label", "action", "object_id"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notification)
@@ -670,7 +674,7 @@ class TrafficSplitAdmin(admin.ModelAdmin):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ReadOnlyAdmin):
     """Read-only record of experiments; they change through the split and the guardrail."""
 
     list_display = ["__str__", "status", "primary_metric", "started_at", "ended_at", "end_reason"]
@@ -681,15 +685,3 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("registry.set_traffic")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

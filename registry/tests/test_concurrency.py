@@ -1,35 +1,12 @@
 """Races between concurrent promotions: the database guarantees one champion."""
 
-import threading
-
 import pytest
-from django.db import connection
 
+from conftest import race
 from registry import services
 from registry.models import MLModelVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def race(n, work):
-    barrier = threading.Barrier(n)
-    outcomes = []
-
-    def run(i):
-        barrier.wait()
-        try:
-            outcomes.append(("ok", work(i)))
-        except Exception as exc:
-            outcomes.append(("error", exc))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
 
 
 def test_concurrent_promotions_leave_exactly_one_production_version(approved, approver):

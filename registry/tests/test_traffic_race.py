@@ -1,37 +1,15 @@
 """Concurrent split edits (and a promotion racing them) never leave a sum other than 100."""
 
-import threading
-
 import pytest
 from django.db import connection
 
+from conftest import race
 from registry import services
 from registry.models import AuditEvent, Experiment, MLModelVersion, TrafficSplit
 from registry.tests.ab_support import live_fixture  # noqa: F401
 from registry.traffic import traffic_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def race(n, work):
-    barrier = threading.Barrier(n)
-    outcomes = []
-
-    def run(i):
-        barrier.wait()
-        try:
-            outcomes.append(("ok", work(i)))
-        except Exception as exc:
-            outcomes.append(("error", exc))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return outcomes
 
 
 def assert_consistent(model):
