@@ -57,7 +57,10 @@ def test_a_scheduled_audit_runs_on_a_worker_and_a_failure_raises_a_critical_aler
         ("silent", fair_training),
     ]:
         versions[name] = promote(register_trained(training, model=name, gate=False))
-    start = timezone.now() - timedelta(days=10)
+    # Events depend on the hour of day and the weekday they fall on, so start on a Monday
+    # at midnight: the same events (and verdicts) whatever time the suite runs.
+    day = (timezone.now() - timedelta(days=14)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day - timedelta(days=day.weekday())
     log_traffic(versions["biased"], traffic(20_000, proxy=0.25, start=start), tag="b")
     log_traffic(versions["fair"], traffic(20_000, proxy=0.0, start=start), tag="f")
 
