@@ -119,3 +119,13 @@ def test_audit_export_for_auditors_only(client, auditor, analyst, register):
     assert "version.registered" in text
     rows = json.loads(client.get("/registry/audit/export/?format=json").content)
     assert {r["action"] for r in rows} >= {"version.registered", "audit.exported"}
+
+
+def test_the_version_page_links_to_its_reports(client, auditor, register):
+    version = register()
+    client.force_login(auditor)
+    html = client.get(f"/registry/versions/{version.pk}/").content.decode()
+    assert f"/fairness/versions/{version.pk}/report/" in html
+    assert f"/explain/?model=threat&amp;version={version.pk}" in html
+    response = client.get(f"/explain/?model=threat&version={version.pk}")
+    assert response.status_code == 200
