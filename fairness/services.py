@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from fairness import metrics_core
 from fairness.models import FairnessAudit
-from registry.artifacts import artifact_get
+from registry.artifacts import artifact_get, artifact_relpath
 from registry.audit import audit_record
 from registry.models import MLModelVersion
 
@@ -167,7 +167,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _evaluation_bytes(version: MLModelVersion) -> bytes:
-    relpath = f"{version.evaluation_hash[:2]}/{version.evaluation_hash}.npz"
+    relpath = artifact_relpath(version.evaluation_hash, ".npz")
     return artifact_get(sha=version.evaluation_hash, relpath=relpath)
 
 

@@ -32,7 +32,7 @@ from django.utils import timezone
 from monitoring import drift_core
 from monitoring.alerts import alert_clear, alert_raise
 from monitoring.models import DetectorState, DriftResult, DriftRun, PredictionLog
-from registry.artifacts import artifact_get
+from registry.artifacts import artifact_get, artifact_relpath
 from registry.models import MLModel, MLModelVersion
 from registry.services import GovernanceError
 
@@ -66,7 +66,7 @@ def windows_between(start: datetime, end: datetime, minutes: int) -> list[tuple]
 
 @functools.lru_cache(maxsize=16)
 def _profile(reference_hash: str) -> drift_core.ReferenceProfile:
-    data = artifact_get(sha=reference_hash, relpath=f"{reference_hash[:2]}/{reference_hash}.npz")
+    data = artifact_get(sha=reference_hash, relpath=artifact_relpath(reference_hash, ".npz"))
     return drift_core.ReferenceProfile.from_bytes(data)
 
 

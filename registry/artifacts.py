@@ -36,7 +36,12 @@ def _path_for(sha: str, suffix: str) -> Path:
         or not all(c in "0123456789abcdef" for c in sha)
     ):
         raise ValueError("invalid artifact address")
-    return Path(settings.ARTIFACT_ROOT) / sha[:2] / f"{sha}{suffix}"
+    return Path(settings.ARTIFACT_ROOT) / artifact_relpath(sha, suffix)
+
+
+def artifact_relpath(sha: str, suffix: str) -> str:
+    """Where the store keeps the file with this hash, relative to ARTIFACT_ROOT."""
+    return f"{sha[:2]}/{sha}{suffix}"
 
 
 def artifact_put(*, data: bytes, suffix: str) -> tuple[str, str]:
@@ -51,7 +56,7 @@ def artifact_put(*, data: bytes, suffix: str) -> tuple[str, str]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    return sha, str(path.relative_to(settings.ARTIFACT_ROOT))
+    return sha, artifact_relpath(sha, suffix)
 
 
 def artifact_get(*, sha: str, relpath: str) -> bytes:

@@ -61,11 +61,9 @@ def latest_fairness(version: MLModelVersion) -> dict | None:
 
 
 def drift_status(version: MLModelVersion) -> dict | None:
-    """Current drift status from monitoring, when that app provides it."""
-    try:
-        from monitoring.selectors import version_drift_status
-    except ImportError:
-        return None
+    """Current drift status from monitoring (imported here: monitoring imports registry)."""
+    from monitoring.selectors import version_drift_status
+
     return version_drift_status(version=version)
 
 

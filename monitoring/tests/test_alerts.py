@@ -7,15 +7,10 @@ from django.utils import timezone
 
 from monitoring.alerts import alert_acknowledge, alert_clear, alert_raise, alert_resolve
 from monitoring.models import Alert
-from registry.models import AuditEvent, MLModel, Notification
+from registry.models import AuditEvent, Notification
 from registry.services import GovernanceError
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def model():
-    return MLModel.objects.create(name="threat")
 
 
 def raise_drift(model, at, severity="warning", key="drift:1:bytes_out"):

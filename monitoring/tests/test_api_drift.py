@@ -15,7 +15,7 @@ from monitoring.tests.factories import (
     hourly_windows,  # noqa: F401
     log_window,
 )
-from registry.models import AuditEvent, MLModel
+from registry.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
@@ -23,16 +23,6 @@ VIEWERS = ["ml_engineer", "approver", "analyst", "auditor", "soc_service"]
 MANAGERS = {"approver", "analyst"}
 RUNNERS = {"ml_engineer", "approver"}
 ALL = VIEWERS + ["nobody"]
-
-
-@pytest.fixture
-def nobody(make_user):
-    return make_user(None, "nora_norole")
-
-
-@pytest.fixture
-def model(db):
-    return MLModel.objects.create(name="threat")
 
 
 @pytest.fixture

@@ -15,22 +15,11 @@ from monitoring.tests.factories import (
     hourly_windows,  # noqa: F401
     log_window,
 )
-from registry.models import MLModel
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)
 VIEWERS = ["ml_engineer", "approver", "analyst", "auditor", "soc_service"]
 ALL = VIEWERS + ["nobody"]
-
-
-@pytest.fixture
-def nobody(make_user):
-    return make_user(None, "nora_norole")
-
-
-@pytest.fixture
-def model(db):
-    return MLModel.objects.create(name="threat")
 
 
 @pytest.fixture
