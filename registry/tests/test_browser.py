@@ -13,6 +13,8 @@ def test_an_approver_reviews_the_evidence_and_approves_in_the_admin(
     login(approver)
     page.goto("/admin/registry/approvalrequest/")
     page.click(f"a[href$='/approvalrequest/{request.pk}/change/']")
+    # the click navigates: read the page only once the evidence has rendered
+    page.wait_for_selector("[data-testid=policy-checks]")
     assert "auc" in page.text_content("body")
     assert page.locator("[data-testid=policy-checks] li").count() >= 1
     page.fill("textarea[name=notes]", "Evidence reviewed")
