@@ -19,4 +19,5 @@ def test_a_wrong_password_is_refused(analyst, page):
     page.fill("#id_username", analyst.username)
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
+    page.wait_for_selector(".error")
     assert page.locator(".error").is_visible()
