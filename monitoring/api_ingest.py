@@ -1,10 +1,14 @@
 """Prediction ingest and analyst feedback for the SOC backend."""
 
+import io
+
+import orjson
 from django.db import transaction
 from django.db.models import Q
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -41,10 +45,28 @@ IngestResultSerializer = inline_serializer(
 )
 
 
+class BatchJSONParser(JSONParser):
+    """orjson for the common, well-formed UTF-8 body (several times faster than the
+    standard parser on a 10,000-item batch). Anything orjson refuses goes to the
+    standard parser, so that what it admits but the batch validation must reject
+    (1e999, integers beyond float range) is still reported per item and field."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read() if stream is not None else b""
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        if encoding.lower().replace("-", "") == "utf8":
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+        return super().parse(io.BytesIO(body), media_type, parser_context)
+
+
 class PredictionsView(APIView):
     """Log up to 10,000 predictions; an invalid item rejects the whole batch."""
 
     permission_classes = [require_perms("monitoring.log_prediction")]
+    parser_classes = [BatchJSONParser]
 
     @extend_schema(
         request=inline_serializer(

@@ -1,22 +1,24 @@
 """Batch ingest of logged predictions: validate everything, then store all or nothing.
 
-Validation is one tight pass over the items plus vectorised checks on the feature
-matrix; no serializer is built per row. Storage is idempotent on request_id: a
-repeated item counts as a duplicate, also when two requests carrying it race
-(PostgreSQL: COPY into a staging table, then INSERT ... ON CONFLICT DO NOTHING;
-SQLite: a bulk insert that ignores conflicts inside one write transaction).
+Validation checks the batch column by column when every item is well-formed, and
+falls back to an item-by-item pass that names every failing item and field; no
+serializer is built per row. Storage is idempotent on request_id: a repeated item
+counts as a duplicate, also when two requests carrying it race (PostgreSQL: one
+COPY when every request_id is new, otherwise COPY into a staging table and
+INSERT ... ON CONFLICT DO NOTHING; SQLite: a bulk insert that ignores conflicts
+inside one write transaction).
 """
 
-import io
-import json
 import math
 import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+import orjson
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from monitoring.models import PredictionLog
@@ -42,6 +44,7 @@ MAX_LEN = {"request_id": 128, "incident_id": 128, "entity": 256, "model": 64, "v
 MAX_ATTRIBUTES, MAX_ATTRIBUTE_LEN = 16, 64
 ROLES = {r.value for r in PredictionLog.Role}
 FUTURE_SLACK = timedelta(minutes=5)
+_UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
 
 
 class IngestError(Exception):
@@ -97,10 +100,13 @@ class _Resolver:
             self.versions[key] = model.versions.filter(version=semver).first()
         return self.versions[key]
 
-    def route(self, model: MLModel, entity: str):
+    def router(self, model: MLModel):
         if model.pk not in self.routers:
             self.routers[model.pk] = router(model)
-        return self.routers[model.pk](entity)
+        return self.routers[model.pk]
+
+    def route(self, model: MLModel, entity: str):
+        return self.router(model)(entity)
 
     def fast_spec(self, version: MLModelVersion):
         if version.pk not in self.fast:
@@ -132,6 +138,9 @@ def _string(item, key, errors, i, required=False):
             {"index": i, "field": key, "reason": f"longer than {MAX_LEN[key]} characters"}
         )
         return ""
+    if not _storable(value):
+        errors.append({"index": i, "field": key, "reason": _UNSTORABLE})
+        return ""
     return value
 
 
@@ -139,13 +148,15 @@ def _probability(value, key, errors, i):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         errors.append({"index": i, "field": key, "reason": "must be a number"})
         return math.nan
+    value = _to_float(value)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         errors.append({"index": i, "field": key, "reason": "must be within [0, 1]"})
         return math.nan
-    return float(value)
+    return value
 
 
 _NUMBERS = {int, float}
+_NO_ATTRIBUTES: dict = {}
 
 
 def _fast_row(values, spec):
@@ -168,7 +179,9 @@ def _features(item, names, categorical, errors, i) -> list[float] | None:
     unknown = values.keys() - set(names)
     missing = [n for n in names if n not in values]
     for name in sorted(unknown)[:10]:
-        errors.append({"index": i, "field": f"features.{name}", "reason": "unknown feature"})
+        errors.append(
+            {"index": i, "field": f"features.{_shown(name)}", "reason": "unknown feature"}
+        )
     for name in missing[:10]:
         errors.append({"index": i, "field": f"features.{name}", "reason": "missing feature"})
     if unknown or missing:
@@ -191,7 +204,7 @@ def _features(item, names, categorical, errors, i) -> list[float] | None:
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
             errors.append({"index": i, "field": f"features.{name}", "reason": "must be a number"})
             return None
-        row.append(float(value))
+        row.append(_to_float(value))
     return row
 
 
@@ -211,10 +224,13 @@ def _attributes(item, errors, i) -> dict:
             errors.append(
                 {
                     "index": i,
-                    "field": f"attributes.{key[:MAX_ATTRIBUTE_LEN]}",
+                    "field": f"attributes.{_shown(key)}",
                     "reason": f"must be a string of at most {MAX_ATTRIBUTE_LEN} characters",
                 }
             )
+            return {}
+        if not _storable(key + v):
+            errors.append({"index": i, "field": f"attributes.{_shown(key)}", "reason": _UNSTORABLE})
             return {}
     return value
 
@@ -278,7 +294,7 @@ def _validate_item(item, i, resolver, plan, errors, now):
         errors.append({"index": i, "field": "", "reason": "must be an object"})
         return
     for key in sorted(item.keys() - ITEM_KEYS)[:5]:
-        errors.append({"index": i, "field": str(key)[:64], "reason": "unknown field"})
+        errors.append({"index": i, "field": _shown(str(key)), "reason": "unknown field"})
     for key in REQUIRED:
         if key not in item:
             errors.append({"index": i, "field": key, "reason": "is required"})
@@ -327,7 +343,11 @@ def predictions_validate(items) -> _Plan:
             f"a batch holds 1 to {MAX_ITEMS} predictions, got {len(items)}",
             [{"index": None, "field": "predictions", "reason": "batch size"}],
         )
-    resolver, plan, errors, now = _Resolver(), _Plan(), [], timezone.now()
+    resolver, now = _Resolver(), timezone.now()
+    plan = _fast_plan(items, resolver, now)
+    if plan is not None:
+        return plan
+    plan, errors = _Plan(), []
     for i, item in enumerate(items):
         _validate_item(item, i, resolver, plan, errors, now)
         if len(errors) > 1000:
@@ -343,13 +363,213 @@ def predictions_validate(items) -> _Plan:
     return plan
 
 
+def _clean_strings(values: list, limit: int) -> bool:
+    """Every value a non-blank string of at most `limit` characters (`_string`'s rules)."""
+    if not values:
+        return True
+    return (
+        set(map(type, values)) == {str}
+        and max(map(len, values)) <= limit
+        and all(map(str.strip, values))
+        and _storable("".join(values))
+    )
+
+
+def _shown(name: str) -> str:
+    """A client-supplied name as it can be echoed in an error: cut to 64 characters,
+    and escaped when it holds what the JSON answer cannot carry."""
+    name = name[:64]
+    return name if _storable(name) else ascii(name)
+
+
+def _storable(text: str) -> bool:
+    """Text the database can hold: no NUL and no unpaired surrogate (the standard
+    JSON parser lets both through as \\u escapes)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _optional_strings(items: list, key: str) -> list | None:
+    values = [item.get(key) for item in items]
+    given = [v for v in values if v is not None]
+    if not _clean_strings(given, MAX_LEN[key]):
+        return None
+    return values if len(given) == len(values) else ["" if v is None else v for v in values]
+
+
+def _numbers_within(values: list, low: float, high: float) -> list | None:
+    """Floats of `values` when every one is an int or float in [low, high] (not bool)."""
+    if not set(map(type, values)) <= _NUMBERS:
+        return None
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer literal beyond float range
+        return None
+    if not (np.isfinite(array).all() and (array >= low).all() and (array <= high).all()):
+        return None
+    return array.tolist()
+
+
+def _fast_timestamps(items: list, now: datetime) -> list | None:
+    values = [item.get("timestamp") for item in items]
+    given = [v for v in values if v is not None]
+    if not given:
+        return [now] * len(values)
+    if set(map(type, given)) != {str} or max(map(len, given)) > 40:
+        return None
+    try:
+        parsed = [now if v is None else datetime.fromisoformat(v) for v in values]
+    except ValueError:
+        return None
+    if any(p.tzinfo is None for p in parsed):
+        return None
+    oldest = now - timedelta(days=settings.PREDICTION_RETENTION_DAYS)
+    if min(parsed) < oldest or max(parsed) > now + FUTURE_SLACK:
+        return None
+    return parsed
+
+
+def _fast_attributes(items: list) -> list | None:
+    values = [item.get("attributes", _NO_ATTRIBUTES) for item in items]
+    if set(map(type, values)) != {dict} or max(map(len, values)) > MAX_ATTRIBUTES:
+        return None
+    keys = [k for value in values for k in value]
+    levels = [v for value in values for v in value.values()]
+    if keys and (
+        set(map(type, levels)) != {str}
+        or max(map(len, keys)) > MAX_ATTRIBUTE_LEN
+        or max(map(len, levels)) > MAX_ATTRIBUTE_LEN
+        or not _storable("".join(keys) + "".join(levels))
+    ):
+        return None
+    return values
+
+
+def _fast_versions(items, model, entities, resolver) -> tuple[list, list] | None:
+    """Each item's version and role: named, or routed by entity (`_version_for`)."""
+    semvers = [item.get("version") for item in items]
+    roles = [item.get("role") for item in items]
+    if not all(role is None or (type(role) is str and role in ROLES) for role in roles):
+        return None
+    decide = resolver.router(model)
+    fixed = getattr(decide, "fixed", None)
+    versions, arms = [], []
+    for semver, role, entity in zip(semvers, roles, entities, strict=True):
+        if semver is None:
+            try:
+                served = fixed or decide(entity)
+            except NoServingVersion:
+                return None
+            versions.append(served.version)
+            arms.append(role or served.arm)
+            continue
+        if type(semver) is not str or not semver.strip() or len(semver) > MAX_LEN["version"]:
+            return None
+        version = resolver.version(model, semver)
+        if version is None:
+            return None
+        if role is None:
+            role = (
+                "champion"
+                if version.status == "production"
+                else ("challenger" if version.traffic_percentage > 0 else "shadow")
+            )
+        versions.append(version)
+        arms.append(role)
+    return versions, arms
+
+
+def _fast_plan(items: list, resolver: "_Resolver", now: datetime) -> _Plan | None:
+    """The whole batch checked column by column, for batches where every item is
+    well-formed. Returns None at the first irregularity: the item-by-item pass then
+    names every failing item and field (and accepts what this pass is too strict for,
+    such as categorical level names)."""
+    if not all(type(item) is dict and item.keys() <= ITEM_KEYS for item in items):
+        return None
+    try:
+        request_ids = [item["request_id"] for item in items]
+        entities = [item["entity"] for item in items]
+        model_names = {item["model"] for item in items}
+        features = [item["features"] for item in items]
+        scores = [item["score"] for item in items]
+    except (KeyError, TypeError):  # a missing key, or an unhashable model name
+        return None
+    if len(model_names) != 1:
+        return None
+    model_name = model_names.pop()
+    if not (
+        _clean_strings([model_name], MAX_LEN["model"])
+        and _clean_strings(request_ids, MAX_LEN["request_id"])
+        and _clean_strings(entities, MAX_LEN["entity"])
+    ):
+        return None
+    model = resolver.model(model_name)
+    incident_ids = _optional_strings(items, "incident_id")
+    scores = _numbers_within(scores, 0.0, 1.0)
+    confidences = [item.get("confidence") for item in items]
+    given = [c for c in confidences if c is not None]
+    if given and _numbers_within(given, 0.0, 1.0) is None:
+        return None
+    attributes = _fast_attributes(items)
+    timestamps = _fast_timestamps(items, now)
+    if None in (model, incident_ids, scores, attributes, timestamps):
+        return None
+    routed = _fast_versions(items, model, entities, resolver)
+    if routed is None:
+        return None
+    versions, roles = routed
+    specs = {id(v): resolver.fast_spec(v) for v in _distinct(versions)}
+    rows = [
+        _fast_row(values, specs[id(version)])
+        for values, version in zip(features, versions, strict=True)
+    ]
+    if None in rows:
+        return None
+    plan = _Plan(
+        versions=versions,
+        request_ids=request_ids,
+        incident_ids=incident_ids,
+        entities=entities,
+        features=rows,
+        scores=scores,
+        confidences=[c if c is None else float(c) for c in confidences],
+        roles=roles,
+        attributes=attributes,
+        timestamps=timestamps,
+    )
+    errors: list = []
+    _check_matrix(plan, errors)
+    return None if errors else plan
+
+
+def _float_matrix(rows: list) -> np.ndarray:
+    """Rows as float64; an integer beyond float range (valid JSON) becomes inf, so the
+    finiteness check names it instead of the conversion failing."""
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except OverflowError:
+        return np.asarray([[_to_float(value) for value in row] for row in rows], dtype=np.float64)
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def _check_matrix(plan: _Plan, errors: list) -> None:
     """Vectorised: every feature value finite (JSON admits 1e999, which parses to inf)."""
     by_width: dict[int, list[int]] = {}
     for i, row in enumerate(plan.features):
         by_width.setdefault(len(row), []).append(i)
     for indexes in by_width.values():
-        matrix = np.asarray([plan.features[i] for i in indexes], dtype=np.float64)
+        matrix = _float_matrix([plan.features[i] for i in indexes])
         bad_rows, bad_cols = np.nonzero(~np.isfinite(matrix))
         for r, c in zip(bad_rows[:1000], bad_cols[:1000], strict=True):
             i = indexes[r]
@@ -372,7 +592,19 @@ def _feature_bytes(row: list[float]) -> bytes:
 
 
 def _decisions(plan: _Plan) -> list[bool]:
-    return [s >= v.decision_threshold for s, v in zip(plan.scores, plan.versions, strict=True)]
+    thresholds = {id(v): v.decision_threshold for v in _distinct(plan.versions)}
+    return [s >= thresholds[id(v)] for s, v in zip(plan.scores, plan.versions, strict=True)]
+
+
+def _distinct(versions: list) -> list:
+    """The distinct version objects of a batch, by identity: model instances compare
+    equal by primary key, so a set would fold two instances of one row together."""
+    return list({id(v): v for v in versions}.values())
+
+
+def _version_ids(versions: list) -> list[str]:
+    ids = {id(v): str(v.pk) for v in _distinct(versions)}
+    return [ids[id(v)] for v in versions]
 
 
 @transaction.atomic
@@ -438,34 +670,51 @@ def _feature_hexes(plan: _Plan) -> list[str]:
     return [text[k : k + step] for k in range(0, len(text), step)]
 
 
+def _copy_text(values: list[str]) -> list[str]:
+    """COPY text escaping, applied only when some value needs it."""
+    joined = "".join(values)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [value.translate(_COPY_ESCAPE) for value in values]
+    return values
+
+
 def _copy_buffer(plan: _Plan) -> bytes:
+    """The batch as COPY text, built column by column."""
     now = timezone.now().isoformat()
-    hexes = _feature_hexes(plan)
-    out = io.StringIO()
-    for i, decision in enumerate(_decisions(plan)):
-        confidence = plan.confidences[i]
-        fields = (
-            str(plan.versions[i].pk),
-            plan.request_ids[i].translate(_COPY_ESCAPE),
-            plan.incident_ids[i].translate(_COPY_ESCAPE),
-            plan.entities[i].translate(_COPY_ESCAPE),
-            "\\\\x" + hexes[i],
-            repr(plan.scores[i]),
-            "\\N" if confidence is None else repr(confidence),
-            "t" if decision else "f",
-            plan.roles[i],
-            json.dumps(plan.attributes[i]).translate(_COPY_ESCAPE),
-            plan.timestamps[i].isoformat(),
-            now,
-        )
-        out.write("\t".join(fields))
-        out.write("\n")
-    return out.getvalue().encode()
+    n = len(plan.request_ids)
+    columns = (
+        _version_ids(plan.versions),
+        _copy_text(plan.request_ids),
+        _copy_text(plan.incident_ids),
+        _copy_text(plan.entities),
+        ["\\\\x" + text for text in _feature_hexes(plan)],
+        list(map(repr, plan.scores)),
+        ["\\N" if c is None else repr(c) for c in plan.confidences],
+        ["t" if decision else "f" for decision in _decisions(plan)],
+        plan.roles,
+        _copy_text([orjson.dumps(value).decode() for value in plan.attributes]),
+        [timestamp.isoformat() for timestamp in plan.timestamps],
+        [now] * n,
+    )
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
 @transaction.atomic
 def _store_postgresql(plan: _Plan) -> int:
     columns = ", ".join(COLUMNS)
+    buffer = _copy_buffer(plan)
+    if len(set(plan.request_ids)) == len(plan.request_ids):
+        # Optimistic: a batch of new request_ids goes in with one COPY. A request_id
+        # already stored (a retry), or being stored by a concurrent request (the COPY
+        # waits for it on the unique index), fails the COPY; the savepoint undoes it and
+        # the conflict-checked path below stores only what is new.
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                with cursor.copy(f"COPY monitoring_predictionlog ({columns}) FROM STDIN") as copy:
+                    copy.write(buffer)
+            return len(plan.request_ids)
+        except (IntegrityError, psycopg.errors.UniqueViolation):
+            pass
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS prediction_stage AS "
@@ -473,7 +722,7 @@ def _store_postgresql(plan: _Plan) -> int:
         )
         cursor.execute("TRUNCATE prediction_stage")
         with cursor.copy(f"COPY prediction_stage ({columns}) FROM STDIN") as copy:
-            copy.write(_copy_buffer(plan))
+            copy.write(buffer)
         # DISTINCT ON drops repeats inside the batch; ON CONFLICT the ones already stored
         # (or being stored by a concurrent request, which waits on the unique index).
         cursor.execute(

@@ -90,21 +90,27 @@ def router(model: MLModel):
     )
     if split is None or split.champion is None:
         champion = model.production_version()
+        fixed = Route(version=champion, arm=CHAMPION) if champion is not None else None
 
         def champion_only(entity: str) -> Route:
-            if champion is None:
+            if fixed is None:
                 raise NoServingVersion(f"{model.name} has no production version")
-            return Route(version=champion, arm=CHAMPION)
+            return fixed
 
+        champion_only.fixed = fixed
         return champion_only
     shadows = list(split.shadows.order_by("pk"))
     threshold = challenger_threshold(split.challenger_bp) if split.challenger_bp else 0
+    to_champion = Route(version=split.champion, arm=CHAMPION, shadows=shadows)
+    to_challenger = Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
 
     def decide(entity: str) -> Route:
         if threshold and bucket_int(model.experiment_salt, entity) < threshold:
-            return Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
-        return Route(version=split.champion, arm=CHAMPION, shadows=shadows)
+            return to_challenger
+        return to_champion
 
+    # the answer when it does not depend on the entity (no challenger share)
+    decide.fixed = None if threshold else to_champion
     return decide
 
 

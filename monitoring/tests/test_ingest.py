@@ -125,6 +125,42 @@ def test_non_finite_numbers_are_rejected(api_as, soc_service, champion):
     assert PredictionLog.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "old, new, field, reason",
+    [
+        # valid JSON that no float can hold, and text that the database cannot store
+        ('"bytes_out": 1.0', '"bytes_out": ' + "9" * 400, "features.bytes_out", "finite"),
+        ('"score": 0.8', '"score": ' + "9" * 400, "score", "within [0, 1]"),
+        ('"request_id": "req-1"', '"request_id": "req\\u0000-1"', "request_id", "NUL"),
+        ('"entity": "host-1"', '"entity": "host-\\ud800"', "entity", "unpaired surrogate"),
+        ('"geo_region": "EU"', '"geo_region": "E\\u0000U"', "attributes.geo_region", "NUL"),
+    ],
+)
+def test_unstorable_values_are_rejected_per_item(
+    api_as, soc_service, champion, old, new, field, reason
+):
+    import json
+
+    good, bad = json.dumps(item(champion, 0)), json.dumps(item(champion, 1))
+    assert old in bad
+    body = '{"predictions": [' + good + ", " + bad.replace(old, new) + "]}"
+    response = api_as(soc_service).post(
+        "/api/v1/predictions/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    errors = response.json()["details"]["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(1, field)], errors
+    assert reason in errors[0]["reason"]
+    assert PredictionLog.objects.count() == 0
+
+
+def test_only_json_bodies_are_accepted(api_as, soc_service, champion):
+    client = api_as(soc_service)
+    response = client.post("/api/v1/predictions/", {"predictions": "x"}, format="multipart")
+    assert response.status_code == 415
+    assert PredictionLog.objects.count() == 0
+
+
 def test_categorical_levels_are_accepted_by_name(api_as, soc_service, champion):
     one = item(champion, 0)
     one["features"]["auth_method"] = "mfa"
