@@ -9,6 +9,7 @@ INSERT ... ON CONFLICT DO NOTHING; SQLite: a bulk insert that ignores conflicts
 inside one write transaction).
 """
 
+import itertools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class _Plan:
     roles: list = field(default_factory=list)
     attributes: list = field(default_factory=list)
     timestamps: list = field(default_factory=list)
+    # the features as one float64 matrix, when every row has the same width
+    matrix: np.ndarray | None = None
 
 
 @dataclass
@@ -542,9 +545,20 @@ def _fast_plan(items: list, resolver: "_Resolver", now: datetime) -> _Plan | Non
         attributes=attributes,
         timestamps=timestamps,
     )
-    errors: list = []
-    _check_matrix(plan, errors)
-    return None if errors else plan
+    width = len(rows[0])
+    if any(len(row) != width for row in rows):
+        errors: list = []
+        _check_matrix(plan, errors)
+        return None if errors else plan
+    # _fast_row let through only ints and floats, so nothing but an integer beyond
+    # float range can fail here (the item-by-item pass then names it)
+    try:
+        plan.matrix = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+        ).reshape(len(rows), width)
+    except OverflowError:
+        return None
+    return plan if np.isfinite(plan.matrix).all() else None
 
 
 def _float_matrix(rows: list) -> np.ndarray:
@@ -662,11 +676,14 @@ COLUMNS = (
 
 def _feature_hexes(plan: _Plan) -> list[str]:
     """Hex of each row's float64 bytes; one numpy conversion when widths agree."""
-    widths = {len(row) for row in plan.features}
-    if len(widths) != 1:
-        return [_feature_bytes(row).hex() for row in plan.features]
-    text = np.asarray(plan.features, dtype="<f8").tobytes().hex()
-    step = 16 * widths.pop()
+    matrix = plan.matrix
+    if matrix is None:
+        widths = {len(row) for row in plan.features}
+        if len(widths) != 1:
+            return [_feature_bytes(row).hex() for row in plan.features]
+        matrix = np.asarray(plan.features, dtype="<f8")
+    text = matrix.astype("<f8", copy=False).tobytes().hex()
+    step = 16 * matrix.shape[1]
     return [text[k : k + step] for k in range(0, len(text), step)]
 
 
