@@ -141,16 +141,37 @@ def browser():
     playwright.stop()
 
 
+# Reports every Content-Security-Policy violation of every document the page loads
+# (init scripts are exempt from the page's policy); the page fixture fails a test
+# whose pages had any.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspReport(
+    e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " in " + e.documentURI
+    + (e.sample ? " (" + e.sample + ")" : ""));
+});
+"""
+
+
 @pytest.fixture
 def page(browser, live_server, request):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+    violations = []
+    context.expose_function("__cspReport", lambda text: violations.append(text))
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
+    page.csp_violations = violations
+    page.on(
+        "console",
+        lambda m: "Content Security Policy" in m.text and violations.append(m.text),
+    )
     page.set_default_timeout(15000)
     yield page
     shot_dir = os.environ.get("SCREENSHOT_DIR", "var/screenshots")
     os.makedirs(shot_dir, exist_ok=True)
     page.screenshot(path=os.path.join(shot_dir, f"{request.node.name}.png"), full_page=True)
     context.close()
+    assert not violations, "Content-Security-Policy violations: " + "; ".join(violations)
 
 
 @pytest.fixture
