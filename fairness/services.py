@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from fairness import metrics_core
 from fairness.models import FairnessAudit
+from govsite.celery import enqueue_on_commit
 from registry.artifacts import artifact_get, artifact_relpath
 from registry.audit import audit_record
 from registry.models import MLModelVersion
@@ -155,7 +156,7 @@ def fairness_audit_create(
     if enqueue:
         from fairness.tasks import fairness_audit_execute
 
-        transaction.on_commit(lambda: fairness_audit_execute.delay(audit.pk))
+        enqueue_on_commit(fairness_audit_execute, audit.pk)
     return audit
 
 

@@ -1,5 +1,6 @@
 """The Celery application: broker and behaviour come from Django settings (CELERY_*)."""
 
+import logging
 import os
 
 from celery import Celery
@@ -19,3 +20,28 @@ RETRY_DEFAULTS = {
     "retry_jitter": True,
     "max_retries": 5,
 }
+
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task, *args) -> None:
+    """Send ``task(*args)`` once the current transaction commits.
+
+    The caller has already stored the work as a pending row (a queued drift run, an
+    outbox notification), so a broker that is down or hangs must not turn a committed
+    request into an error: the failure is logged and the periodic requeue sweep of
+    that row's app sends it when the broker is back (docs/faults.md).
+    """
+    from django.db import transaction
+    from kombu.exceptions import OperationalError
+
+    def send():
+        try:
+            task.delay(*args)
+        except (OperationalError, OSError) as exc:
+            log.warning(
+                "broker unavailable, %s%r left for the requeue sweep: %s", task.name, args, exc
+            )
+
+    transaction.on_commit(send)

@@ -202,7 +202,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message a worker took but never acknowledged (the worker died) goes back on the
+    # queue after the visibility timeout; keep it above the longest task (docs/faults.md).
+    # The socket timeouts stop a hung broker from holding a request that enqueues a job.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+        "socket_timeout": env_int("CELERY_BROKER_TIMEOUT", 5),
+        "socket_connect_timeout": env_int("CELERY_BROKER_TIMEOUT", 5),
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_TIMEOUT", 5)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -270,6 +284,12 @@ PERFORMANCE_MIN_CLASS_LABELS = env_int("PERFORMANCE_MIN_CLASS_LABELS", 10)
 # A resolved alert that fires again within the cooldown is reopened, not re-notified.
 ALERT_COOLDOWN_MINUTES = env_int("ALERT_COOLDOWN_MINUTES", 60)
 ALERT_CLEAR_WINDOWS = env_int("ALERT_CLEAR_WINDOWS", 3)
+# A running drift job renews its lease after every window; a run whose lease lapsed (its
+# worker died) is taken over by a redelivery or by the requeue sweep.
+DRIFT_RUN_LEASE_SECONDS = env_int("DRIFT_RUN_LEASE_SECONDS", 600)
+# Queued drift runs and pending notifications older than this are enqueued again by the
+# periodic sweeps (their first enqueue may have met a broker that was down).
+PENDING_REQUEUE_SECONDS = env_int("PENDING_REQUEUE_SECONDS", 300)
 # /metrics: a bearer token and/or client networks (empty token: networks only).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])

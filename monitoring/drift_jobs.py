@@ -26,12 +26,19 @@ from typing import NamedTuple
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from govsite.celery import enqueue_on_commit
 from monitoring import drift_core
 from monitoring.alerts import alert_clear, alert_raise
-from monitoring.models import DetectorState, DriftResult, DriftRun, PredictionLog
+from monitoring.models import (
+    DetectorState,
+    DriftResult,
+    DriftRun,
+    PerformanceResult,
+    PredictionLog,
+)
 from registry.artifacts import artifact_get, artifact_relpath
 from registry.models import MLModel, MLModelVersion
 from registry.services import GovernanceError
@@ -352,22 +359,60 @@ def drift_run_create(
         if enqueue:
             from monitoring.tasks import drift_run_task
 
-            transaction.on_commit(lambda: drift_run_task.delay(run.pk))
+            enqueue_on_commit(drift_run_task, run.pk)
     return run
 
 
+def lease() -> timedelta:
+    return timedelta(seconds=getattr(settings, "DRIFT_RUN_LEASE_SECONDS", 600))
+
+
+def _lapsed(now: datetime) -> Q:
+    """Running runs whose lease lapsed: their worker died (SIGKILL, lost host)."""
+    stale = now - lease()
+    return Q(status=DriftRun.Status.RUNNING) & (
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    )
+
+
 def _claim(run_id: int) -> bool:
-    """QUEUED -> RUNNING exactly once; a failed run may be retried, and a run stuck in
-    RUNNING past the task time limit (its worker died) may be taken over."""
+    """QUEUED -> RUNNING exactly once; a failed run may be retried, and a running run whose
+    lease lapsed (its worker died) may be taken over. A takeover resumes the run."""
     now = timezone.now()
-    stale = now - timedelta(seconds=getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600))
     claimable = DriftRun.objects.filter(pk=run_id).filter(
-        Q(status__in=[DriftRun.Status.QUEUED, DriftRun.Status.FAILED])
-        | Q(status=DriftRun.Status.RUNNING, started_at__lt=stale)
+        Q(status__in=[DriftRun.Status.QUEUED, DriftRun.Status.FAILED]) | _lapsed(now)
     )
     return bool(
-        claimable.update(status=DriftRun.Status.RUNNING, started_at=now, windows_done=0, message="")
+        claimable.update(
+            status=DriftRun.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            windows_done=0,
+            message="",
+        )
     )
+
+
+def drift_run_lease_left(*, run_id: int) -> float | None:
+    """Seconds until a running run's lease lapses; None when the run is not running."""
+    run = DriftRun.objects.filter(pk=run_id, status=DriftRun.Status.RUNNING).first()
+    if run is None:
+        return None
+    renewed = run.heartbeat_at or run.started_at or timezone.now()
+    return max((renewed + lease() - timezone.now()).total_seconds(), 0.0)
+
+
+def drift_runs_pending(*, now: datetime | None = None) -> list[int]:
+    """Runs a worker should have but may not: queued for longer than
+    ``PENDING_REQUEUE_SECONDS`` (their enqueue met a broker that was down, or the message
+    was lost) or running with a lapsed lease. The requeue sweep enqueues them again;
+    a duplicate message is harmless because a run is claimed before it runs."""
+    now = now or timezone.now()
+    waited = now - timedelta(seconds=getattr(settings, "PENDING_REQUEUE_SECONDS", 300))
+    queued = Q(status=DriftRun.Status.QUEUED, created_at__lt=waited)
+    pending = DriftRun.objects.filter(queued | _lapsed(now)).order_by("created_at")
+    return list(pending.values_list("pk", flat=True)[:500])
 
 
 def drift_run_execute(
@@ -411,6 +456,10 @@ def run_versions(run: DriftRun) -> list[MLModelVersion]:
 
 
 def _run_windows(run: DriftRun, progress) -> int:
+    """Every (version, window) of the run, in order. A window this run already stored
+    (before its worker died and the run was taken over) is counted, not recomputed:
+    its detector feed, result and alerts were committed together, and doing them again
+    would count the window's alerts twice."""
     from monitoring.performance import performance_window_compute
 
     windows = windows_between(run.start, run.end, run.window_minutes)
@@ -419,12 +468,31 @@ def _run_windows(run: DriftRun, progress) -> int:
     DriftRun.objects.filter(pk=run.pk).update(windows_total=total)
     done = rows = 0
     for version in versions:
+        drift_done = {
+            ws: n
+            for ws, n in DriftResult.objects.filter(run=run, version=version).values_list(
+                "window_start", "n_rows"
+            )
+        }
+        performance_done = set(
+            PerformanceResult.objects.filter(run=run, version=version).values_list(
+                "window_end", flat=True
+            )
+        )
         for ws, we in windows:
-            result = drift_window_compute(version=version, window_start=ws, window_end=we, run=run)
-            performance_window_compute(version=version, window_end=we, run=run)
-            rows += result.n_rows if result else 0
+            if ws in drift_done:
+                rows += drift_done[ws]
+            else:
+                result = drift_window_compute(
+                    version=version, window_start=ws, window_end=we, run=run
+                )
+                rows += result.n_rows if result else 0
+            if we not in performance_done:
+                performance_window_compute(version=version, window_end=we, run=run)
             done += 1
-            DriftRun.objects.filter(pk=run.pk).update(windows_done=done, rows_read=rows)
+            DriftRun.objects.filter(pk=run.pk).update(
+                windows_done=done, rows_read=rows, heartbeat_at=timezone.now()
+            )
             if progress is not None:
                 progress(done, total)
     if not versions:

@@ -2,13 +2,14 @@
 
 import json
 import urllib.request
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import transaction
 from django.utils import timezone
 
+from govsite.celery import enqueue_on_commit
 from registry.models import Notification
 
 
@@ -37,8 +38,20 @@ def notification_queue(*, event: str, subject: str, body: str, roles=(), payload
         return note
     from registry.tasks import notification_deliver
 
-    transaction.on_commit(lambda: notification_deliver.delay(note.pk))
+    enqueue_on_commit(notification_deliver, note.pk)
     return note
+
+
+def notifications_pending(*, now=None) -> list[int]:
+    """Outbox rows still pending ``PENDING_REQUEUE_SECONDS`` after they were stored: their
+    enqueue met a broker that was down, or the message was lost. The requeue sweep sends
+    them again; delivery claims a row first, so a duplicate message sends nothing twice."""
+    now = now or timezone.now()
+    waited = now - timedelta(seconds=getattr(settings, "PENDING_REQUEUE_SECONDS", 300))
+    pending = Notification.objects.filter(
+        status=Notification.Status.PENDING, created_at__lt=waited
+    ).order_by("created_at")
+    return list(pending.values_list("pk", flat=True)[:500])
 
 
 def _post_webhook(url: str, message: dict) -> None:
