@@ -85,14 +85,15 @@ def artifact_get(*, sha: str, relpath: str) -> bytes:
 class _BoosterCache:
     """LRU of loaded boosters keyed by artifact hash.
 
-    An entry remembers the file's size and mtime; if either changes the file is
-    re-verified, so a file corrupted after loading is still refused.
+    An entry remembers the file's inode, size, mtime and ctime; if any changes the file
+    is re-verified, so a file altered after loading is still refused, also when the
+    writer put its size and mtime back (only the kernel sets ctime).
     """
 
     def __init__(self, size: int = 8):
         self.size = size
         self.lock = threading.Lock()
-        self.entries: OrderedDict[str, tuple[tuple[int, int], object]] = OrderedDict()
+        self.entries: OrderedDict[str, tuple[tuple[int, ...], object]] = OrderedDict()
 
     def get(self, sha: str, relpath: str):
         from registry.training import load_booster
@@ -100,7 +101,7 @@ class _BoosterCache:
         path = Path(settings.ARTIFACT_ROOT) / relpath
         try:
             st = path.stat()
-            stamp = (st.st_size, st.st_mtime_ns)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         except FileNotFoundError:
             stamp = None
         with self.lock:
