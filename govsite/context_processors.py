@@ -19,4 +19,21 @@ def navigation(request):
     ]
     if user.is_staff:
         items.append(("Admin", "admin:index"))
-    return {"nav_items": items, "user_roles": [g.name for g in user.groups.all()]}
+    active = _active(request, [url_name for _, url_name in items])
+    return {
+        "nav_items": [(label, url_name, url_name == active) for label, url_name in items],
+        "user_roles": [g.name for g in user.groups.all()],
+    }
+
+
+def _active(request, url_names: list[str]) -> str | None:
+    """The entry of the current page: the longest entry naming a prefix of the view
+    (registry:audit for registry:audit_export), else the entry of its namespace."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    prefixes = [u for u in url_names if match.view_name.startswith(u)]
+    if prefixes:
+        return max(prefixes, key=len)
+    namespace = match.namespace.split(":")[0]
+    return next((u for u in url_names if namespace and u.split(":")[0] == namespace), None)
