@@ -1,7 +1,8 @@
 """Prediction-log retention: delete rows older than PREDICTION_RETENTION_DAYS in batches.
 
 Bounded batches keep each transaction (and its locks) short on a table that is
-written continuously; the task reschedules itself until nothing old is left.
+written continuously; the daily task deletes at most its ``max_batches`` batches and
+leaves a larger backlog to the following days' runs.
 """
 
 from datetime import timedelta
