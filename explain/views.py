@@ -22,7 +22,7 @@ from explain.selectors import (
 )
 from explain.services import ExplainInputError, explanation_for_prediction
 from explain.shap_core import AdditivityError
-from govsite.views import perm_required
+from govsite.views import form_text, perm_required
 from registry.artifacts import ArtifactIntegrityError
 from registry.models import MLModel, MLModelVersion
 
@@ -41,6 +41,13 @@ def _number(raw: str, field: str, errors: dict, cast=float):
         return None
 
 
+def _date(raw: str):
+    try:
+        return parse_date(raw) if raw else None
+    except ValueError:  # well formed but impossible, such as 2026-02-30
+        return None
+
+
 def _parse_filters(query) -> IncidentFilters:
     errors: dict = {}
     filters = IncidentFilters(
@@ -53,10 +60,13 @@ def _parse_filters(query) -> IncidentFilters:
     )
     for field in ("start", "end"):
         raw = query.get(field, "")
-        value = parse_date(raw) if raw else None
+        value = _date(raw)
         if raw and value is None:
             errors[field] = f"{raw!r} is not a date (YYYY-MM-DD)"
         setattr(filters, field, value)
+    if filters.version is not None and not 0 <= filters.version < 2**63:
+        errors["version"] = f"{filters.version} is not a version id"
+        filters.version = None
     if filters.verdict not in ("", "threat", "benign", "none"):
         errors["verdict"] = "verdict must be threat, benign or none"
         filters.verdict = ""
@@ -130,7 +140,8 @@ def _lookup(incident_id: str, version: str | None):
 
 def _top(request) -> int:
     raw = request.GET.get("top", "")
-    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 50 else charts.WATERFALL_TOP
+    ok = raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 50
+    return int(raw) if ok else charts.WATERFALL_TOP
 
 
 def _failure(request, incident_id, failure: ExplainFailure):
@@ -248,7 +259,7 @@ def verdict(request, incident_id: str):
     if label is None:
         failure = ExplainFailure("Choose a verdict: threat or benign.", 400)
         return _failure(request, incident_id, failure)
-    note = request.POST.get("note", "").strip()[:2000]
+    note = form_text(request, "note", 2000)
     feedback_record_many(predictions=predictions, label=label, user=request.user, note=note)
     word = "a real threat" if label == 1 else "benign (false positive)"
     messages.success(request, f"Verdict recorded: {incident_id} is {word}.")

@@ -30,7 +30,7 @@ class AuditListView(generics.ListCreateAPIView):
         qs = _audits()
         version = self.request.query_params.get("version")
         if version is not None:
-            if not version.isdigit():
+            if not (version.isascii() and version.isdigit()) or int(version) >= 2**63:
                 raise ApiError("version must be a version id", {"field": "version"})
             qs = qs.filter(version_id=int(version))
         return qs

@@ -3,7 +3,7 @@
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -28,6 +28,15 @@ def perm_required(*perms: str):
         return wrapped
 
     return decorator
+
+
+def form_text(request, name: str, limit: int) -> str:
+    """A posted text field cut to `limit` characters; a NUL (which the database cannot
+    store) is refused with 400 instead of failing the write."""
+    value = request.POST.get(name, "")
+    if "\x00" in value:
+        raise BadRequest(f"{name} must not contain NUL characters")
+    return value.strip()[:limit]
 
 
 @require_GET

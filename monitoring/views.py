@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from govsite.views import perm_required
+from govsite.views import form_text, perm_required
 from monitoring import charts
 from monitoring.alerts import alert_acknowledge, alert_resolve
 from monitoring.drift_jobs import drift_run_create
@@ -54,6 +54,13 @@ def _selected_version(request, model):
     return versions, chosen or (versions[0] if versions else None)
 
 
+def _datetime(raw: str):
+    try:
+        return parse_datetime(raw)
+    except ValueError:  # well formed but impossible, such as 2026-02-30T10:00
+        return None
+
+
 @require_GET
 @perm_required("monitoring.view_monitoring")
 def dashboard(request, name: str):
@@ -73,7 +80,7 @@ def dashboard(request, name: str):
         start = last.window_end - PERIOD if last else None
         results = list(drift_results(model=model, version=version, start=start))
         selection = charts.selection(
-            results, request.GET.get("feature", ""), parse_datetime(request.GET.get("window", ""))
+            results, request.GET.get("feature", ""), _datetime(request.GET.get("window", ""))
         )
         context.update(
             results=results,
@@ -98,7 +105,7 @@ def alert_action(request, pk: int, verb: str):
         if verb == "acknowledge":
             alert_acknowledge(alert=alert, user=request.user)
         else:
-            alert_resolve(alert=alert, user=request.user, note=request.POST.get("note", "")[:2000])
+            alert_resolve(alert=alert, user=request.user, note=form_text(request, "note", 2000))
         messages.success(request, f"Alert {verb}d: {alert.title}")
     except GovernanceError as exc:
         messages.error(request, exc.message)

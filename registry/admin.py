@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from govsite.views import form_text
 from registry import services
 from registry.evidence import latest_fairness, metric_deltas, policy_checks
 from registry.models import (
@@ -310,7 +311,7 @@ class MLModelVersionAdmin(admin.ModelAdmin):
         if op not in labels:
             raise PermissionDenied
         if request.method == "POST":
-            self._run_lifecycle(request, version, op, request.POST.get("notes", ""))
+            self._run_lifecycle(request, version, op, form_text(request, "notes", 5000))
             return redirect(reverse("admin:registry_mlmodelversion_change", args=[version.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -343,7 +344,7 @@ class MLModelVersionAdmin(admin.ModelAdmin):
     def _confirm_bulk(self, request, queryset, op):
         if "confirm" in request.POST:
             for version in queryset:
-                self._run_lifecycle(request, version, op, request.POST.get("notes", ""))
+                self._run_lifecycle(request, version, op, form_text(request, "notes", 5000))
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -441,7 +442,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             raise PermissionDenied
         approval = get_object_or_404(ApprovalRequest, pk=pk)
         decision = request.POST.get("decision", "")
-        notes = request.POST.get("notes", "")
+        notes = form_text(request, "notes", 5000)
         try:
             services.approval_decide(
                 request=approval, approver=request.user, decision=decision, notes=notes

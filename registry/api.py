@@ -7,7 +7,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api import ApiError, require_perms
+from govsite.api import ApiError, require_any_perm, require_perms
 from registry import services
 from registry.models import ApprovalRequest, MLModel, MLModelVersion
 from registry.selectors import version_list
@@ -142,7 +142,7 @@ class RejectView(DecideView):
 class TransitionView(APIView):
     """Move a version along the lifecycle. Production and archive need the Approver role."""
 
-    permission_classes = [require_perms("registry.view_mlmodelversion")]
+    permission_classes = [require_any_perm("registry.register_version", "registry.promote_version")]
 
     @extend_schema(request=TransitionSerializer, responses=MLModelVersionSerializer)
     def post(self, request, pk):

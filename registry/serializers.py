@@ -90,14 +90,18 @@ class RegisterVersionSerializer(serializers.Serializer):
     MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
     def validate_metadata(self, value):
-        import json
+        from govsite.api import has_unstorable_text, json_loads_strict
 
         try:
-            parsed = json.loads(value)
+            parsed = json_loads_strict(value)
         except ValueError as exc:
             raise serializers.ValidationError(f"metadata is not valid JSON: {exc}") from None
         if not isinstance(parsed, dict):
             raise serializers.ValidationError("metadata must be a JSON object")
+        if has_unstorable_text(parsed):
+            raise serializers.ValidationError(
+                "metadata must not contain NUL characters or unpaired surrogates"
+            )
         return parsed
 
     def validate_artifact(self, value):

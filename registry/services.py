@@ -243,6 +243,8 @@ def model_version_register(
         raise GovernanceError(
             "decision_threshold must be in (0, 1)", {"field": "decision_threshold"}
         )
+    # Refused before any file is stored: the store is outside the transaction.
+    _check_new_version(model_name, version, metadata.get("parent"))
     fields = {k: metadata[k] for k in METADATA_FIELDS if k in metadata}
     reference_hash, reference_summary, evaluation_hash, evaluation_rows = "", {}, "", None
     if evaluation is not None:
@@ -270,6 +272,19 @@ def model_version_register(
         registered_by=registered_by,
         description=description,
     )
+
+
+def _check_new_version(model_name: str, version: str, parent) -> None:
+    """_version_create's refusals, checked once without locks before files are stored."""
+    if parent is not None and not isinstance(parent, str):
+        raise GovernanceError("parent must be a version string", {"field": "parent"})
+    versions = MLModelVersion.objects.filter(model__name=model_name)
+    if versions.filter(version=version).exists():
+        raise GovernanceError(
+            f"{model_name} {version} is already registered", {"field": "version"}, status=409
+        )
+    if parent and not versions.filter(version=parent).exists():
+        raise GovernanceError(f"parent version {parent} does not exist", {"field": "parent"})
 
 
 def validate_semver_or_raise(version: str) -> None:

@@ -469,6 +469,8 @@ def load_booster(raw: bytes | bytearray | memoryview, *, feature_names=None) -> 
             keys = list(json.loads(raw))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactFormatError(f"artifact is not valid JSON (truncated?): {exc}") from exc
+        except RecursionError:
+            raise ArtifactFormatError("artifact JSON is nested too deeply") from None
     else:
         keys = _UBJWalker(raw).top_level_keys()
     if "learner" not in keys:

@@ -42,9 +42,16 @@ def version_detail(request, pk: int):
     )
 
 
+def _date(raw: str):
+    try:
+        return parse_date(raw)
+    except ValueError:  # well formed but impossible (2026-02-30): ignored like malformed
+        return None
+
+
 def _period(request):
-    start = parse_date(request.GET.get("start", "") or "")
-    end = parse_date(request.GET.get("end", "") or "")
+    start = _date(request.GET.get("start", "") or "")
+    end = _date(request.GET.get("end", "") or "")
     tz = timezone.get_current_timezone()
     start_dt = datetime.combine(start, time.min, tz) if start else None
     end_dt = datetime.combine(end, time.max, tz) if end else None
