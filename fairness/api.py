@@ -1,6 +1,6 @@
 """Fairness API: request an audit (202, a worker runs it) and read one."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
@@ -25,6 +25,10 @@ class AuditListView(generics.ListCreateAPIView):
 
     def get_permissions(self):
         return [CanRun() if self.request.method == "POST" else CanView()]
+
+    @extend_schema(parameters=[OpenApiParameter("version", int, description="a version id")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         qs = _audits()

@@ -37,6 +37,12 @@ class FairnessAuditSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="version.model.name")
     version_label = serializers.CharField(source="version.version")
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    verdict = serializers.ChoiceField(
+        FairnessAudit.Verdict.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="empty until the audit completes",
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:

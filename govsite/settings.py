@@ -240,7 +240,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "govsite.schema.ErrorDocumentingSchema",
     "EXCEPTION_HANDLER": "govsite.api.exception_handler",
     # Strict JSON and forms within DATA_UPLOAD_MAX_MEMORY_SIZE (DRF's read bodies whole).
     "DEFAULT_PARSER_CLASSES": [

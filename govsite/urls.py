@@ -25,3 +25,4 @@ urlpatterns = [
     path("explain/", include("explain.urls")),
     path("fairness/", include("fairness.urls")),
 ]
+handler404 = "govsite.views.not_found"

@@ -8,6 +8,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 
 
 def perm_required(*perms: str):
@@ -47,6 +48,13 @@ def home(request):
 
         context = home_summary(user=request.user)
     return render(request, "home.html", context)
+
+
+def not_found(request, exception):
+    """404 for unknown paths: under /api/ with the API's JSON error body, else the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "Not found.", "details": {}}, status=404)
+    return page_not_found(request, exception)
 
 
 @require_GET

@@ -1,13 +1,14 @@
 """Registry API: reads, registration and the governance workflow."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from govsite.api import ApiError, require_any_perm, require_perms
+from govsite.schema import api_error
 from registry import services
 from registry.models import ApprovalRequest, MLModel, MLModelVersion
 from registry.selectors import version_list
@@ -65,7 +66,10 @@ class VersionListView(generics.ListCreateAPIView):
         model = get_object_or_404(MLModel, name=self.kwargs["name"])
         return version_list(model=model)
 
-    @extend_schema(request=RegisterVersionSerializer, responses={201: MLModelVersionSerializer})
+    @extend_schema(
+        request=RegisterVersionSerializer,
+        responses={201: MLModelVersionSerializer, 409: api_error(409, "already registered")},
+    )
     def post(self, request, name):
         form = RegisterVersionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -94,7 +98,9 @@ class VersionDetailView(generics.RetrieveAPIView):
 class RequestApprovalView(APIView):
     permission_classes = [require_perms("registry.request_approval")]
 
-    @extend_schema(request=NotesSerializer, responses={201: ApprovalRequestSerializer})
+    @extend_schema(
+        request=NotesSerializer, responses={201: ApprovalRequestSerializer, 409: api_error(409)}
+    )
     def post(self, request, pk):
         version = get_object_or_404(MLModelVersion, pk=pk)
         form = NotesSerializer(data=request.data)
@@ -111,7 +117,9 @@ class DecideView(APIView):
     permission_classes = [require_perms("registry.approve_version")]
     decision = ""
 
-    @extend_schema(request=NotesSerializer, responses=ApprovalRequestSerializer)
+    @extend_schema(
+        request=NotesSerializer, responses={200: ApprovalRequestSerializer, 409: api_error(409)}
+    )
     def post(self, request, pk):
         version = get_object_or_404(MLModelVersion, pk=pk)
         form = NotesSerializer(data=request.data)
@@ -144,7 +152,10 @@ class TransitionView(APIView):
 
     permission_classes = [require_any_perm("registry.register_version", "registry.promote_version")]
 
-    @extend_schema(request=TransitionSerializer, responses=MLModelVersionSerializer)
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={200: MLModelVersionSerializer, 409: api_error(409)},
+    )
     def post(self, request, pk):
         version = get_object_or_404(MLModelVersion, pk=pk)
         form = TransitionSerializer(data=request.data)
@@ -169,7 +180,9 @@ class TransitionView(APIView):
 class RollbackView(APIView):
     permission_classes = [require_perms("registry.promote_version")]
 
-    @extend_schema(request=NotesSerializer, responses=MLModelVersionSerializer)
+    @extend_schema(
+        request=NotesSerializer, responses={200: MLModelVersionSerializer, 409: api_error(409)}
+    )
     def post(self, request, name):
         model = get_object_or_404(MLModel, name=name)
         form = NotesSerializer(data=request.data)
@@ -210,7 +223,10 @@ class TrafficView(APIView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(config, headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 
-    @extend_schema(request=TrafficSetSerializer, responses=TrafficConfigSerializer)
+    @extend_schema(
+        request=TrafficSetSerializer,
+        responses={200: TrafficConfigSerializer, 409: api_error(409), 412: api_error(412)},
+    )
     def put(self, request, name):
         from registry.traffic import ExperimentPlan, traffic_config, traffic_set
 
@@ -254,7 +270,14 @@ class RouteView(APIView):
 
     required_perm = "registry.view_mlmodelversion"
 
-    @extend_schema(responses=RouteSerializer)
+    @extend_schema(
+        parameters=[OpenApiParameter("entity", str, required=True, description="1-256 chars")],
+        responses={
+            200: RouteSerializer,
+            403: api_error(403),
+            409: api_error(409, "No version of the model serves traffic."),
+        },
+    )
     def get(self, request, name):
         from registry.routing import NoServingVersion, route_table
 

@@ -1,6 +1,7 @@
 """Monitoring API: role checks on every endpoint, filters, bad input, stored results only."""
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -111,6 +112,23 @@ def test_bad_input_is_a_400_and_stores_nothing(api_as, approver, model, alert):
     assert huge.status_code == 400
     assert client.post("/api/v1/models/nope/drift/run/", {}, format="json").status_code == 404
     assert client.get("/api/v1/models/threat/drift/?version=9.9.9").status_code == 404
+    assert not DriftRun.objects.exists()
+
+
+def test_a_run_over_the_whole_calendar_is_refused_before_its_windows_are_listed(
+    api_as, approver, model
+):
+    began = time.perf_counter()
+    response = api_as(approver).post(
+        "/api/v1/models/threat/drift/run/",
+        {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"},
+        format="json",
+    )
+    # Listing 87 million hourly windows first took minutes and gigabytes.
+    assert time.perf_counter() - began < 10
+    assert response.status_code == 400
+    span = datetime(9999, 12, 31, tzinfo=UTC) - datetime(1, 1, 1, tzinfo=UTC)
+    assert response.json()["details"]["windows"] == span // timedelta(hours=1)
     assert not DriftRun.objects.exists()
 
 
