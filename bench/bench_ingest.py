@@ -240,7 +240,7 @@ def main():
         f"gunicorn workers={args.workers} database={db}"
     )
     print(
-        f"HTTP ingest (auth, validation, COPY + ON CONFLICT): {http_s:8.2f} s "
+        f"HTTP ingest (auth, validation, idempotent COPY): {http_s:11.2f} s "
         f"{http_rate:10,.0f} rows/s"
     )
     print(

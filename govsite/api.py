@@ -98,7 +98,7 @@ class BodyTooLarge(exceptions.APIException):
         )
 
 
-def _read_limited(stream, parser_context) -> bytes:
+def read_limited(stream, parser_context) -> bytes:
     """The body, refused with 413 past DATA_UPLOAD_MAX_MEMORY_SIZE before it is read
     (DRF's parsers read the stream whole, past Django's own check of that limit)."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -132,15 +132,16 @@ def _finite(text: str) -> float:
     return value
 
 
-def json_loads_strict(text: str | bytes):
+def json_loads_strict(text: str | bytes, *, finite: bool = True):
     """json.loads that refuses what the API never means: NaN and Infinity, numbers beyond
     float range (1e999), duplicate keys, and nesting past the interpreter's recursion
-    limit (a RecursionError that would otherwise be a 500). Raises ValueError."""
+    limit (a RecursionError that would otherwise be a 500). Raises ValueError.
+    finite=False lets 1e999 through as inf, for callers that name the field it is in."""
     try:
         return json.loads(
             text,
             parse_constant=_refuse_constant,
-            parse_float=_finite,
+            parse_float=_finite if finite else float,
             object_pairs_hook=_unique_keys,
         )
     except RecursionError:
@@ -155,7 +156,7 @@ class JSONParser(parsers.JSONParser):
     """JSON bodies within the upload limit, parsed by `json_loads_strict`."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        body = _read_limited(stream, parser_context)
+        body = read_limited(stream, parser_context)
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
             return json_loads_strict(body.decode(encoding))
@@ -167,7 +168,7 @@ class FormParser(parsers.FormParser):
     """Form bodies within the upload limit (DRF's reads the stream whole)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        body = _read_limited(stream, parser_context)
+        body = read_limited(stream, parser_context)
         return super().parse(io.BytesIO(body), media_type, parser_context)
 
 

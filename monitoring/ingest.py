@@ -45,7 +45,7 @@ MAX_LEN = {"request_id": 128, "incident_id": 128, "entity": 256, "model": 64, "v
 MAX_ATTRIBUTES, MAX_ATTRIBUTE_LEN = 16, 64
 ROLES = {r.value for r in PredictionLog.Role}
 FUTURE_SLACK = timedelta(minutes=5)
-_UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
 
 
 class IngestError(Exception):
@@ -142,7 +142,7 @@ def _string(item, key, errors, i, required=False):
         )
         return ""
     if not _storable(value):
-        errors.append({"index": i, "field": key, "reason": _UNSTORABLE})
+        errors.append({"index": i, "field": key, "reason": UNSTORABLE})
         return ""
     return value
 
@@ -233,7 +233,7 @@ def _attributes(item, errors, i) -> dict:
             )
             return {}
         if not _storable(key + v):
-            errors.append({"index": i, "field": f"attributes.{_shown(key)}", "reason": _UNSTORABLE})
+            errors.append({"index": i, "field": f"attributes.{_shown(key)}", "reason": UNSTORABLE})
             return {}
     return value
 

@@ -103,9 +103,6 @@ JSON_WRITES = {
                        "version"),
 }  # fmt: skip
 
-# Owned by the ingest module (monitoring/ingest.py, monitoring/api_ingest.py), fixed there.
-INGEST_OWNED = {"predictions", "feedback"}
-
 
 def _put(body: dict, path: str, raw: str) -> bytes:
     """The JSON text of `body` with the value at `path` (dotted) replaced by `raw`."""
@@ -143,23 +140,10 @@ HOSTILE_VALUES = {
 }
 
 
-def _xfail_ingest(endpoint: str, kind: str):
-    """Ingest-owned endpoints whose answer is known to be wrong (see the report)."""
-    known = {
-        ("predictions", "duplicate-key"): "the batch parser keeps the last of duplicate keys "
-        "and stores the batch (201)",
-        ("predictions", "deep-array"): "the fallback parser raises RecursionError (500)",
-        ("predictions", "deep-body"): "the fallback parser raises RecursionError (500)",
-    }
-    reason = known.get((endpoint, kind))
-    return [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-
-
 def _json_cases():
     for endpoint in JSON_WRITES:
         for kind in HOSTILE_VALUES:
-            yield pytest.param(endpoint, kind, id=f"{endpoint}-{kind}",
-                               marks=_xfail_ingest(endpoint, kind))  # fmt: skip
+            yield pytest.param(endpoint, kind, id=f"{endpoint}-{kind}")
 
 
 def send(world, persona, method, url, data, content_type):
@@ -205,8 +189,7 @@ def _body_cases():
                 "alert-resolve", "drift-run", "traffic",
             }:  # fmt: skip
                 continue  # every field is optional there: no body is a valid request
-            yield pytest.param(endpoint, kind, id=f"{endpoint}-{kind}",
-                               marks=_xfail_ingest(endpoint, kind))  # fmt: skip
+            yield pytest.param(endpoint, kind, id=f"{endpoint}-{kind}")
 
 
 @pytest.mark.parametrize("endpoint, kind", list(_body_cases()))
@@ -242,18 +225,11 @@ VERDICT_NUL = {
     "request_id": {"request_id": "req-1.1.0-INC-1\x00", "label": "threat"},
     "incident_id": {"incident_id": "INC-1\x00", "label": "threat"},
     "note": {"incident_id": "INC-1", "label": "threat", "note": "a\x00b"},
+    "surrogate": {"incident_id": "INC-1", "label": "threat", "note": "a\ud800b"},
 }
 
 
-@pytest.mark.parametrize(
-    "field",
-    [
-        pytest.param(f, marks=pytest.mark.xfail(
-            strict=True, reason="monitoring/api_ingest.py passes a NUL in a verdict's "
-            "request_id, incident_id or note to the database"))
-        for f in VERDICT_NUL
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize("field", list(VERDICT_NUL))
 def test_a_verdict_with_a_nul_is_refused(world, field):
     before = snapshot(world)
     response = send(world, "analyst", "post", reverse("api-feedback"),
@@ -298,9 +274,7 @@ def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(world, settin
     assert_refused_and_nothing_stored(world, before, response, needle="large", statuses=(413,))
 
 
-@pytest.mark.parametrize(
-    "endpoint", [pytest.param(e, marks=_xfail_ingest(e, "oversized")) for e in JSON_WRITES]
-)
+@pytest.mark.parametrize("endpoint", list(JSON_WRITES))
 def test_every_json_endpoint_enforces_the_upload_limit(world, settings, endpoint):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
     persona, method, url, body, path = JSON_WRITES[endpoint]

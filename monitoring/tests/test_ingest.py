@@ -311,3 +311,23 @@ def test_who_may_give_feedback(api_as, request, role, allowed):
         "/api/v1/feedback/", {"verdicts": [{"request_id": "x", "label": 1}]}, format="json"
     )
     assert response.status_code == (200 if allowed else 403)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "b": {"c": [1, {"d": 2}]}}',
+        '{"k:ey": ":", "x": "\\":", "y\\\\": "\\\\\\":"}',
+        '[":", {"q\\"": "::"}, "\\\\"]',
+        '{"a": 1, "a": 2}',
+        "[]",
+    ],
+)
+def test_names_in_counts_object_names_outside_strings(text):
+    import json
+
+    from monitoring.api_ingest import _names_in
+
+    names = []
+    json.loads(text, object_pairs_hook=lambda pairs: names.extend(pairs) or {})
+    assert _names_in(text.encode()) == len(names)
