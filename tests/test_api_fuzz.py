@@ -4,12 +4,12 @@ Schemathesis generates requests (valid and invalid) for every operation of the s
 the app serves at /api/schema/ and sends them over HTTP to a live server. Every
 response must not be a 5xx and must match what the schema documents: status code,
 content type and body. A rejected write (4xx) must store nothing: the main tables keep
-their row counts and versions and alerts keep their state; the one row it may add is
-the audit event of a refused call (403 to a signed-in caller, see govsite/api.py).
+their row counts and versions, approval requests and alerts their state; the only rows
+it may add are the audit events a refusal records on purpose (REFUSAL_RECORDS).
 
 A model with versions in production, staging and training, logged predictions with
 verdicts, an alert, a drift run and a fairness audit are seeded once for the module, and
-their names, ids and incident ids are mixed into the generated path parameters and
+their names, ids and incident ids are mixed into the generated paths, queries and
 bodies, so that part of the requests reach real objects instead of 404s. The data
 accumulates over the run like it would on a server (an approver's request may promote a
 version that a later request reads).
@@ -58,6 +58,8 @@ schema = schemathesis.openapi.from_dict(
     config=schemathesis.Config.from_dict(
         {
             # Credentials come from the role under test, never from generated headers.
+            # The coverage phase is off: its boundary cases (hundreds per operation, not
+            # bounded by max_examples) would take the run far past its time budget.
             "generation": {"with-security-parameters": False, "deterministic": True},
             "phases": {"stateful": {"enabled": False}, "coverage": {"enabled": False}},
         }
