@@ -212,6 +212,42 @@ def worker_peak_memory(version, token):
         proc.wait()
 
 
+def _ticks(pid: int, children: bool = False) -> int:
+    """CPU clock ticks of a process (and of its reaped children when asked)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it exited meanwhile
+        return 0
+    used = int(fields[11]) + int(fields[12])
+    return used + (int(fields[13]) + int(fields[14]) if children else 0)
+
+
+def app_cpu(proc) -> float:
+    """CPU seconds of gunicorn: the master and its live workers."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    return (_ticks(proc.pid) + sum(_ticks(int(c)) for c in children)) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu() -> float:
+    """CPU seconds of the PostgreSQL server: its live processes plus the backends the
+    postmaster has reaped (connections are not kept between requests). It counts every
+    database on the server, so other work on the machine inflates it."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        total += _ticks(int(entry.name), children=ppid == 1)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     args = parse_args()
     db = setup_environment(args)
@@ -224,7 +260,9 @@ def main():
     proc, url = start_gunicorn(args.workers)
     try:
         post(url, token, json.dumps({"predictions": make_items(version, 10, "warm")}).encode())
+        app0, db0 = app_cpu(proc), database_cpu()
         http_s, accepted = run_http(url, token, bodies, args.clients)
+        http_app_cpu, http_db_cpu = app_cpu(proc) - app0, database_cpu() - db0
     finally:
         proc.terminate()
         proc.wait()
@@ -232,7 +270,9 @@ def main():
     from monitoring.models import PredictionLog
 
     assert PredictionLog.objects.filter(request_id__startswith="req-").count() == args.rows
+    db0 = database_cpu()
     copy_s = run_copy(version, items)
+    copy_db_cpu = database_cpu() - db0
     before, after, body_mib = worker_peak_memory(version, token)
     http_rate, copy_rate = args.rows / http_s, args.rows / copy_s
     print(
@@ -248,6 +288,12 @@ def main():
         f"{copy_rate:10,.0f} rows/s"
     )
     print(f"ratio HTTP / raw COPY: {http_rate / copy_rate:.2f}")
+    per_row = 1e6 / args.rows
+    print(
+        f"CPU per row: HTTP ingest {http_app_cpu * per_row:.1f} us in gunicorn + "
+        f"{http_db_cpu * per_row:.1f} us in PostgreSQL; raw COPY "
+        f"{copy_db_cpu * per_row:.1f} us in PostgreSQL"
+    )
     print(
         f"worker peak RSS (VmHWM): {before:.0f} MiB before, {after:.0f} MiB after a "
         f"10,000-item batch ({body_mib:.1f} MiB of JSON)"
