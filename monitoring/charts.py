@@ -17,6 +17,25 @@ def _layout(title: str, **extra) -> dict:
     }
 
 
+def _time_axis(results: list) -> dict:
+    """A date axis; a single window gets a range a window wide on each side, since
+    plotly would otherwise zoom into a fraction of a millisecond around the point."""
+    axis: dict = {"type": "date"}
+    if len(results) == 1:
+        only = results[0]
+        width = only.window_end - only.window_start
+        axis["range"] = [
+            (only.window_start - width).isoformat(),
+            (only.window_end + width).isoformat(),
+        ]
+    return axis
+
+
+def _line_mode(points: int) -> str:
+    """Lines between windows; a lone window is drawn as a marker (a line needs two)."""
+    return "lines" if points > 1 else "markers"
+
+
 def selection(results: list, feature: str, window) -> dict | None:
     """The (feature, window) shown in the reference-vs-current histogram: the one asked
     for, else the latest drifted feature of the latest drifted window, else the score."""
@@ -92,14 +111,14 @@ def score_over_time(version, results: list) -> dict:
     data = [
         {
             "type": "scatter",
-            "mode": "lines",
+            "mode": _line_mode(len(x)),
             "name": "mean score",
             "x": x,
             "y": [r.score_mean for r in results],
         },
         {
             "type": "scatter",
-            "mode": "lines",
+            "mode": _line_mode(len(x)),
             "name": "score PSI",
             "x": x,
             "y": [r.score_psi for r in results],
@@ -120,8 +139,9 @@ def score_over_time(version, results: list) -> dict:
         shapes.append(
             {
                 "type": "line",
-                "x0": x[0],
-                "x1": x[-1],
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
                 "y0": ref_mean,
                 "y1": ref_mean,
                 "line": {"dash": "dash", "color": "#888"},
@@ -132,6 +152,7 @@ def score_over_time(version, results: list) -> dict:
         "layout": _layout(
             "Score per window (dashed: reference mean)",
             shapes=shapes,
+            xaxis=_time_axis(results),
             yaxis={"title": "mean score"},
             yaxis2={"title": "PSI", "overlaying": "y", "side": "right", "rangemode": "tozero"},
         ),
@@ -157,7 +178,7 @@ def drift_over_time(results: list) -> dict:
             },
             {
                 "type": "scatter",
-                "mode": "lines",
+                "mode": _line_mode(len(x)),
                 "name": "rows",
                 "x": x,
                 "y": [r.n_rows for r in results],
@@ -167,6 +188,7 @@ def drift_over_time(results: list) -> dict:
         ],
         "layout": _layout(
             "Drift over time (bars: share of features drifted per window)",
+            xaxis=_time_axis(results),
             yaxis={"title": "share drifted", "tickformat": ".0%", "rangemode": "tozero"},
             yaxis2={"title": "rows", "overlaying": "y", "side": "right", "rangemode": "tozero"},
         ),
