@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from monitoring.models import PredictionLog
@@ -716,22 +716,46 @@ def _copy_buffer(plan: _Plan) -> bytes:
     return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
+DEADLOCK_RETRIES = 3
+
+
+def _deadlocked(exc: Exception) -> bool:
+    return isinstance(exc, psycopg.errors.DeadlockDetected) or isinstance(
+        exc.__cause__, psycopg.errors.DeadlockDetected
+    )
+
+
 @transaction.atomic
 def _store_postgresql(plan: _Plan) -> int:
+    """Store a batch; each attempt runs in a savepoint. Concurrent batches that share
+    request_ids wait for each other on the unique index, and when they reach the shared
+    ids in opposite orders PostgreSQL breaks the deadlock by failing one statement: that
+    attempt is undone and retried, by which time the other batch has committed."""
     columns = ", ".join(COLUMNS)
     buffer = _copy_buffer(plan)
     if len(set(plan.request_ids)) == len(plan.request_ids):
         # Optimistic: a batch of new request_ids goes in with one COPY. A request_id
-        # already stored (a retry), or being stored by a concurrent request (the COPY
-        # waits for it on the unique index), fails the COPY; the savepoint undoes it and
-        # the conflict-checked path below stores only what is new.
+        # already stored (a retry) or stored meanwhile by a concurrent request fails
+        # the COPY; the conflict-checked path below then stores only what is new.
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 with cursor.copy(f"COPY monitoring_predictionlog ({columns}) FROM STDIN") as copy:
                     copy.write(buffer)
             return len(plan.request_ids)
-        except (IntegrityError, psycopg.errors.UniqueViolation):
-            pass
+        except (IntegrityError, OperationalError, psycopg.Error) as exc:
+            if not (_deadlocked(exc) or isinstance(exc, (IntegrityError, psycopg.IntegrityError))):
+                raise
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                return _insert_staged(buffer, columns)
+        except (OperationalError, psycopg.Error) as exc:
+            if not _deadlocked(exc) or attempt == DEADLOCK_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_staged(buffer: bytes, columns: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS prediction_stage AS "

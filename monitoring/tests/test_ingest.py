@@ -212,6 +212,36 @@ def test_concurrent_requests_with_the_same_ids_store_each_once(api_as, soc_servi
     assert sum(r["duplicates"] for r in results) == 900
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_sharing_ids_in_opposite_orders_store_each_once(
+    api_as, soc_service, champion
+):
+    """Two batches holding the same request_ids in opposite orders lock the unique index
+    in opposite orders; the database breaks that deadlock by failing one COPY, which must
+    still end as a 201 that counts the rows it did not store as duplicates."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the unique-index deadlock is PostgreSQL's")
+    items = [item(champion, i) for i in range(6000)]
+    batches = [items, items[::-1]] * 2
+    results, barrier = [], threading.Barrier(len(batches))
+
+    def send(batch):
+        client = api_as(soc_service)
+        barrier.wait()
+        results.append(post(client, batch))
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in results] == [201] * len(batches), [
+        r.content[:200] for r in results
+    ]
+    assert sum(r.json()["accepted"] for r in results) == 6000
+    assert PredictionLog.objects.count() == 6000
+
+
 def test_without_a_version_items_go_to_the_production_version(
     api_as, soc_service, champion, register
 ):
