@@ -31,7 +31,7 @@ def make_user(db):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from govsite.roles import STAFF_ROLES
+    from core.roles import STAFF_ROLES
 
     def make(role: str | None, username: str | None = None, **extra):
         User = get_user_model()
@@ -46,7 +46,7 @@ def make_user(db):
         if role:
             if not Group.objects.filter(name=role).exists():
                 # Transactional tests flush the tables the data migration filled.
-                from govsite.roles import roles_sync
+                from core.roles import roles_sync
 
                 roles_sync()
             user.groups.add(Group.objects.get(name=role))
@@ -195,7 +195,7 @@ def login(page):
 @pytest.fixture(scope="session")
 def trained():
     """A small real XGBoost model trained on generated events (shared by the session)."""
-    from govsite import synthetic
+    from registry import synthetic
     from registry.training import train
 
     events = synthetic.generate(6000, seed=7)

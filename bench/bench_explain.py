@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_explain.py --database-url postgres://postgres@127.0.0.1:5432/NAME
 
 One run, one machine: trains a 300-tree, depth-6 XGBoost model over 30 features
-(``govsite.synthetic.generate`` with noise features up to 30, ``registry.training.train``
+(``registry.synthetic.generate`` with noise features up to 30, ``registry.training.train``
 without early stopping), then times
 
 1. raw ``shap.TreeExplainer(booster).shap_values`` on one row (median of
@@ -77,7 +77,7 @@ def timed(fn, *a, **kw):
 
 
 def train_model(events: int):
-    from govsite import synthetic
+    from registry import synthetic
     from registry.training import train
 
     # 30 features in all: the generator's core features plus standard-normal noise.

@@ -65,7 +65,7 @@ def register_model():
     from django.contrib.auth.models import Group
     from knox.models import AuthToken
 
-    from govsite import synthetic
+    from registry import synthetic
     from registry.models import MLModelVersion
     from registry.registration import register_training_result
     from registry.training import train
@@ -86,7 +86,7 @@ def make_items(version, n, prefix):
 
     from django.utils import timezone
 
-    from govsite import synthetic
+    from registry import synthetic
 
     start = timezone.now() - timedelta(days=1)
     events = synthetic.generate(n, seed=2, n_noise_features=21, start=start, days=0.9)

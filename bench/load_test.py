@@ -172,7 +172,7 @@ def build_model():
 def seed_traffic(champion, args):
     """Log scored incidents; return the high-risk ones and the item pool for ingest."""
     from monitoring.models import PredictionLog
-    from monitoring.traffic import traffic_generate, traffic_load
+    from monitoring.traffic_generator import traffic_generate, traffic_load
 
     seeded = traffic_generate(serving=champion, events=20_000, days=1.0, seed=7)
     traffic_load(traffic=seeded)

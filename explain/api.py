@@ -5,10 +5,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ApiError, require_perms
 from explain.selectors import IncidentNotFound, explanation_payload, incident_prediction
 from explain.services import ExplainInputError, explanation_for_prediction
 from explain.shap_core import TOP_K, AdditivityError
-from govsite.api import ApiError, require_perms
 from registry.artifacts import ArtifactIntegrityError
 
 MAX_TOP_K = 50

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from explain.models import Explanation
 from explain.services import feature_hash
+from explain.shap_core import contributions_to_api
 from monitoring.models import PredictionLog
 from registry.models import MLModelVersion
 
@@ -202,8 +203,6 @@ def explanation_payload(
     *, prediction: PredictionLog, explanation: Explanation, cached: bool, top_k: int
 ) -> dict:
     """The API body: the brief's fields plus base value, margin, probability and version."""
-    from explain.shap_core import contributions_to_api
-
     version = prediction.version
     names = version.feature_names
     return {

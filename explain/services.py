@@ -25,6 +25,7 @@ from explain import shap_core
 from explain.models import Explanation
 from monitoring.models import PredictionLog
 from registry.models import MLModelVersion
+from registry.services import version_load_booster
 
 
 class ExplainInputError(Exception):
@@ -43,8 +44,6 @@ def version_explainer(*, version: MLModelVersion, actor=None) -> shap_core.Expla
     tampered artifact raises ``ArtifactIntegrityError`` (and is audited) even when
     an explainer for its hash is already built.
     """
-    from registry.services import version_load_booster
-
     booster = version_load_booster(version=version, actor=actor)
     return shap_core.get_explainer(
         version.model_hash, lambda: booster, feature_names=version.feature_names

@@ -1,12 +1,12 @@
 from celery import shared_task
 from django.conf import settings
 
+from core.queue import RETRY_DEFAULTS
 from explain.services import (
     explanations_precompute,
     explanations_precompute_recent,
     high_risk_predictions,
 )
-from govsite.celery import RETRY_DEFAULTS
 
 
 @shared_task(**RETRY_DEFAULTS)

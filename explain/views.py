@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_date
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from core.views import form_text, perm_required
 from explain import charts
 from explain.selectors import (
     IncidentFilters,
@@ -22,7 +23,7 @@ from explain.selectors import (
 )
 from explain.services import ExplainInputError, explanation_for_prediction
 from explain.shap_core import AdditivityError
-from govsite.views import form_text, perm_required
+from monitoring.feedback import feedback_record_many
 from registry.artifacts import ArtifactIntegrityError
 from registry.models import MLModel, MLModelVersion
 
@@ -250,8 +251,6 @@ def importance(request, pk: int):
 @perm_required("monitoring.give_feedback")
 def verdict(request, incident_id: str):
     """Record the analyst's verdict on every prediction of the incident (all versions)."""
-    from monitoring.feedback import feedback_record_many
-
     predictions = list(incident_predictions(incident_id=incident_id))
     if not predictions:
         raise Http404("no prediction is logged for this incident")

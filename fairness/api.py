@@ -4,10 +4,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
+from core.api import ApiError, require_perms
 from fairness.models import FairnessAudit
 from fairness.serializers import AuditRequestSerializer, FairnessAuditSerializer
 from fairness.services import AuditInputError, fairness_audit_check_data, fairness_audit_create
-from govsite.api import ApiError, require_perms
 from registry.models import MLModelVersion
 
 CanView = require_perms("fairness.view_fairness")

@@ -17,12 +17,15 @@ from django.db.models import Count
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
+from core.audit import audit_record
+from core.queue import enqueue_on_commit
 from fairness import metrics_core
 from fairness.models import FairnessAudit
-from govsite.celery import enqueue_on_commit
+from monitoring.alerts import alert_raise
+from monitoring.models import PredictionLog
 from registry.artifacts import artifact_get, artifact_relpath
-from registry.audit import audit_record
 from registry.models import MLModelVersion
+from registry.services import version_load_booster
 
 Source = FairnessAudit.Source
 Status = FairnessAudit.Status
@@ -154,9 +157,7 @@ def fairness_audit_create(
         },
     )
     if enqueue:
-        from fairness.tasks import fairness_audit_execute
-
-        enqueue_on_commit(fairness_audit_execute, audit.pk)
+        enqueue_on_commit("fairness.tasks.fairness_audit_execute", audit.pk)
     return audit
 
 
@@ -174,8 +175,6 @@ def _evaluation_bytes(version: MLModelVersion) -> bytes:
 
 def _evaluation_data(version: MLModelVersion, attributes: list[str]) -> dict:
     import xgboost as xgb
-
-    from registry.services import version_load_booster
 
     with np.load(io.BytesIO(_evaluation_bytes(version)), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -199,8 +198,6 @@ def _served_rows(version: MLModelVersion, start: datetime, end: datetime):
     Shadow rows are left out: which incidents analysts reviewed followed another
     version's flags, so their verdicts are no sample of this version's decisions.
     """
-    from monitoring.models import PredictionLog
-
     return PredictionLog.objects.filter(
         version=version,
         role__in=[PredictionLog.Role.CHAMPION, PredictionLog.Role.CHALLENGER],
@@ -411,8 +408,6 @@ def _dedupe_key(version: MLModelVersion) -> str:
 
 def _alert_scheduled(audit: FairnessAudit) -> None:
     """A scheduled audit that does not pass is an alert: critical on fail, else warning."""
-    from monitoring.alerts import alert_raise
-
     version = audit.version
     if audit.status == Status.FAILED:
         severity, outcome = "warning", "could not run"
@@ -478,8 +473,6 @@ def fairness_schedule_run(
 
 
 def _alert_skipped(version: MLModelVersion, exc: AuditInputError, days: int) -> None:
-    from monitoring.alerts import alert_raise
-
     alert_raise(
         model=version.model,
         version=version,

@@ -1,7 +1,7 @@
 from celery import shared_task
 
+from core.queue import RETRY_DEFAULTS
 from fairness import services
-from govsite.celery import RETRY_DEFAULTS
 
 
 @shared_task(**RETRY_DEFAULTS)

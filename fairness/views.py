@@ -8,12 +8,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from core.audit import audit_record
+from core.views import perm_required
 from fairness import selectors
 from fairness.exports import report_rows
 from fairness.forms import RunAuditForm
 from fairness.services import AuditInputError, fairness_audit_check_data, fairness_audit_create
-from govsite.views import perm_required
-from registry.audit import audit_record
 from registry.models import MLModel, MLModelVersion
 
 VIEW = "fairness.view_fairness"

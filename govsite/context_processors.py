@@ -5,7 +5,7 @@ NAV = [
     ("Explanations", "explain:index", "explain.view_explanations"),
     ("Fairness", "fairness:index", "fairness.view_fairness"),
     ("Registry", "registry:index", "registry.view_mlmodelversion"),
-    ("Audit trail", "registry:audit", "registry.view_auditevent"),
+    ("Audit trail", "registry:audit", "core.view_auditevent"),
     ("API docs", "api-docs", None),
 ]
 

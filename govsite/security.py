@@ -11,6 +11,8 @@ from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
+from core.audit import audit_record
+
 
 def client_ip(request) -> str:
     """The client address: REMOTE_ADDR, or, behind PROXY_COUNT proxies, the address the
@@ -33,8 +35,6 @@ def _where(request) -> dict:
 
 @receiver(user_login_failed, dispatch_uid="govsite.audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs):
-    from registry.audit import audit_record
-
     # Django has already masked the password in credentials; keep only the name.
     audit_record(
         action="auth.login_failed",
@@ -44,8 +44,6 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
 
 @receiver(user_locked_out, dispatch_uid="govsite.audit_locked_out")
 def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
-    from registry.audit import audit_record
-
     audit_record(
         action="auth.locked_out",
         payload={

@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-from govsite.env import env_bool, env_int, env_list, env_str, secret_key
+from core.env import env_bool, env_int, env_list, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GOVSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -35,11 +35,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "govsite",
+    "core",
     "registry",
     "monitoring",
     "explain",
     "fairness",
+    "experiments",
+    "govsite",
 ]
 
 MIDDLEWARE = [
@@ -240,12 +242,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "govsite.schema.ErrorDocumentingSchema",
-    "EXCEPTION_HANDLER": "govsite.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ErrorDocumentingSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     # Strict JSON and forms within DATA_UPLOAD_MAX_MEMORY_SIZE (DRF's read bodies whole).
     "DEFAULT_PARSER_CLASSES": [
-        "govsite.api.JSONParser",
-        "govsite.api.FormParser",
+        "core.api.JSONParser",
+        "core.api.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

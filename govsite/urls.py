@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("fairness.api_urls")),
     path("api/", include("explain.api_urls")),
     path("registry/", include("registry.urls")),
+    path("registry/", include("experiments.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("", include("monitoring.metrics")),  # /metrics for Prometheus
     path("explain/", include("explain.urls")),

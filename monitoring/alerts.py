@@ -20,10 +20,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from govsite.roles import ANALYST, APPROVER
+from core.audit import audit_record
+from core.notifications import notification_queue
+from core.roles import ANALYST, APPROVER
 from monitoring.models import Alert
-from registry.audit import audit_record
-from registry.notifications import notification_queue
 from registry.services import GovernanceError
 
 Status = Alert.Status

@@ -10,7 +10,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api import ApiError, require_perms
+from core.api import ApiError, require_perms
 from monitoring.alerts import alert_acknowledge, alert_resolve
 from monitoring.drift_jobs import drift_run_create
 from monitoring.models import Alert, DriftResult, DriftRun, PerformanceResult

@@ -12,7 +12,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api import (
+from core.api import (
     ApiError,
     has_unstorable_text,
     json_loads_strict,

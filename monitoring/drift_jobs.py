@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from govsite.celery import enqueue_on_commit
+from core.queue import enqueue_on_commit
 from monitoring import drift_core
 from monitoring.alerts import alert_clear, alert_raise
 from monitoring.models import (
@@ -40,6 +40,7 @@ from monitoring.models import (
     PerformanceResult,
     PredictionLog,
 )
+from monitoring.performance import performance_window_compute
 from registry.artifacts import artifact_get, artifact_relpath
 from registry.models import MLModel, MLModelVersion
 from registry.services import GovernanceError
@@ -360,9 +361,7 @@ def drift_run_create(
             windows_total=len(windows),
         )
         if enqueue:
-            from monitoring.tasks import drift_run_task
-
-            enqueue_on_commit(drift_run_task, run.pk)
+            enqueue_on_commit("monitoring.tasks.drift_run_task", run.pk)
     return run
 
 
@@ -463,8 +462,6 @@ def _run_windows(run: DriftRun, progress) -> int:
     (before its worker died and the run was taken over) is counted, not recomputed:
     its detector feed, result and alerts were committed together, and doing them again
     would count the window's alerts twice."""
-    from monitoring.performance import performance_window_compute
-
     windows = windows_between(run.start, run.end, run.window_minutes)
     versions = run_versions(run)
     total = len(windows) * max(len(versions), 1)

@@ -2,13 +2,19 @@
 
 from celery import shared_task
 
-from govsite.celery import RETRY_DEFAULTS
+from core.queue import RETRY_DEFAULTS
+from monitoring.drift_jobs import (
+    drift_run_execute,
+    drift_run_lease_left,
+    drift_runs_pending,
+    drift_schedule_tick,
+)
+from monitoring.schedules import drift_schedules_sync
+from registry.models import MLModel
 
 
 @shared_task(bind=True, **RETRY_DEFAULTS)
 def drift_run_task(self, run_id: int) -> int | None:
-    from monitoring.drift_jobs import drift_run_execute, drift_run_lease_left
-
     run = drift_run_execute(run_id=run_id)
     if run is not None:
         return run.pk
@@ -24,8 +30,6 @@ def drift_run_task(self, run_id: int) -> int | None:
 def drift_runs_requeue() -> int:
     """Beat entry: enqueue again the runs a worker should have but may not (see
     ``drift_runs_pending``)."""
-    from monitoring.drift_jobs import drift_runs_pending
-
     ids = drift_runs_pending()
     for pk in ids:
         drift_run_task.delay(pk)
@@ -34,8 +38,6 @@ def drift_runs_requeue() -> int:
 
 @shared_task(**RETRY_DEFAULTS)
 def drift_schedule_model(model_id: int) -> int | None:
-    from monitoring.drift_jobs import drift_schedule_tick
-    from registry.models import MLModel
 
     model = MLModel.objects.filter(pk=model_id).first()
     if model is None:
@@ -46,6 +48,4 @@ def drift_schedule_model(model_id: int) -> int | None:
 
 @shared_task(**RETRY_DEFAULTS)
 def drift_schedules_sync_task() -> int:
-    from monitoring.schedules import drift_schedules_sync
-
     return len(drift_schedules_sync())

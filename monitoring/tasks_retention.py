@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from govsite.celery import RETRY_DEFAULTS
+from core.queue import RETRY_DEFAULTS
 from monitoring.retention import predictions_purge_batch
 
 

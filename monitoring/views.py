@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from govsite.views import form_text, perm_required
+from core.views import form_text, perm_required
 from monitoring import charts
 from monitoring.alerts import alert_acknowledge, alert_resolve
 from monitoring.drift_jobs import drift_run_create

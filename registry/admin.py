@@ -1,6 +1,7 @@
 """The approver's workbench: versions with deltas vs production, approval pages with the
 evidence, and promote / archive / roll back actions behind confirmation pages."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
@@ -8,17 +9,22 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from govsite.views import form_text
+from core.admin import ReadOnlyAdmin
+from core.audit import audit_record
+from core.models import AuditEvent
+from core.views import form_text
 from registry import services
-from registry.evidence import latest_fairness, metric_deltas, policy_checks
+from registry.evidence import metric_deltas, policy_checks
+from registry.extensions import evidence_section
 from registry.models import (
     ApprovalDecision,
     ApprovalRequest,
-    AuditEvent,
+    Experiment,
     MLModel,
     MLModelVersion,
-    Notification,
+    TrafficSplit,
 )
+from registry.traffic import ExperimentPlan, traffic_preview, traffic_set
 
 
 def _audit_table(queryset):
@@ -40,22 +46,6 @@ def _audit_table(queryset):
         "</thead><tbody>{}</tbody></table>",
         rows or "",
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only or decided records: visible, never added, changed or deleted here."""
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(MLModel)
@@ -87,7 +77,6 @@ class MLModelAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from registry.audit import audit_record
 
         audit_record(
             action="model.policy_changed",
@@ -278,7 +267,6 @@ class MLModelVersionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        from registry.audit import audit_record
 
         audit_record(
             action="version.card_edited",
@@ -431,7 +419,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             "approval": approval,
             "evidence": approval.evidence,
             "live_checks": policy_checks(approval.version),
-            "live_fairness": latest_fairness(approval.version),
+            "live_fairness": evidence_section("fairness", approval.version),
             "can_decide": self.has_approve_version_permission(request)
             and approval.status == "pending",
         }
@@ -465,33 +453,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return redirect(reverse("admin:registry_approvalrequest_change", args=[pk]))
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "created_at",
-        "actor_label",
-        "action",
-        "object_type",
-        "object_id",
-        "model_name",
-    ]
-    list_filter = ["action", "model_name"]
-    search_fields = ["actor_label", "action", "object_id"]
-
-
-@admin.register(Notification)
-class NotificationAdmin(AuditEventAdmin):
-    list_display = ["created_at", "event", "subject", "status", "attempts", "sent_at"]
-    list_filter = ["status", "event"]
-    search_fields = ["subject"]
-
-
 # --- A/B traffic: split editing with a confirmation of the entities that move ---------
-
-from django import forms  # noqa: E402
-
-from registry.models import Experiment, TrafficSplit  # noqa: E402
 
 
 class TrafficSplitForm(forms.Form):
@@ -624,7 +586,6 @@ class TrafficSplitAdmin(admin.ModelAdmin):
         return TemplateResponse(request, template, context)
 
     def _confirm(self, request, model, split, form):
-        from registry.traffic import traffic_preview
 
         data = form.cleaned_data
         preview = traffic_preview(
@@ -643,7 +604,6 @@ class TrafficSplitAdmin(admin.ModelAdmin):
         )
 
     def _apply(self, request, model, form):
-        from registry.traffic import ExperimentPlan, traffic_set
 
         data = form.cleaned_data
         try:
@@ -671,7 +631,7 @@ class TrafficSplitAdmin(admin.ModelAdmin):
         )
         self.log_change(request, split, f"traffic: {summary}. {data['notes']}".strip())
         self.message_user(request, f"Traffic of {model.name} set: {summary}.", messages.SUCCESS)
-        return redirect(reverse("registry:experiment", args=[model.name]))
+        return redirect(reverse("experiments:experiment", args=[model.name]))
 
 
 @admin.register(Experiment)

@@ -7,10 +7,12 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api import ApiError, require_any_perm, require_perms
-from govsite.schema import api_error
+from core.api import ApiError, require_any_perm, require_perms
+from core.audit import audit_permission_denied
+from core.schema import api_error
 from registry import services
 from registry.models import ApprovalRequest, MLModel, MLModelVersion
+from registry.routing import NoServingVersion, route_table
 from registry.selectors import version_list
 from registry.serializers import (
     ApprovalRequestSerializer,
@@ -24,6 +26,7 @@ from registry.serializers import (
     TrafficSetSerializer,
     TransitionSerializer,
 )
+from registry.traffic import ExperimentPlan, traffic_config, traffic_set
 
 CanViewRegistry = require_perms("registry.view_mlmodelversion")
 
@@ -215,8 +218,6 @@ class TrafficView(APIView):
 
     @extend_schema(responses={200: TrafficConfigSerializer, 304: None})
     def get(self, request, name):
-        from registry.traffic import traffic_config
-
         model = get_object_or_404(MLModel, name=name)
         config, etag = traffic_config(model=model)
         if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
@@ -228,8 +229,6 @@ class TrafficView(APIView):
         responses={200: TrafficConfigSerializer, 409: api_error(409), 412: api_error(412)},
     )
     def put(self, request, name):
-        from registry.traffic import ExperimentPlan, traffic_config, traffic_set
-
         model = get_object_or_404(MLModel, name=name)
         form = TrafficSetSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -279,12 +278,8 @@ class RouteView(APIView):
         },
     )
     def get(self, request, name):
-        from registry.routing import NoServingVersion, route_table
-
         table, allowed = route_table(model_name=name, user=request.user)
         if not allowed:
-            from registry.audit import audit_permission_denied
-
             audit_permission_denied(request, [self.required_perm])
             raise ApiError("Your role does not allow this action.", status=403)
         if table is None:

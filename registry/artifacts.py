@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from registry.training import load_booster
+
 ALLOWED_SUFFIXES = {".json", ".ubj", ".npz"}
 
 
@@ -96,8 +98,6 @@ class _BoosterCache:
         self.entries: OrderedDict[str, tuple[tuple[int, ...], object]] = OrderedDict()
 
     def get(self, sha: str, relpath: str):
-        from registry.training import load_booster
-
         path = Path(settings.ARTIFACT_ROOT) / relpath
         try:
             st = path.stat()

@@ -1,5 +1,8 @@
 """What an approver sees: metrics and deltas vs production, policy checks, fairness, drift.
 
+Fairness and drift sections and the fairness gate's checks come from the apps that own
+them, through the slots in `registry.extensions`.
+
 `evidence_hash` covers only the candidate's own evidence (artifact, metrics,
 threshold, schema, model card). If any of it changes after a request or an
 approval, the approval expires. Fairness and drift are re-checked live at
@@ -9,6 +12,7 @@ decision time instead, since they legitimately change while a request waits.
 import hashlib
 import json
 
+from registry.extensions import evidence_section, gate_checks
 from registry.models import MLModelVersion
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
@@ -46,27 +50,6 @@ def metric_deltas(version: MLModelVersion, production: MLModelVersion | None) ->
     return deltas
 
 
-def latest_fairness(version: MLModelVersion) -> dict | None:
-    audit = version.fairness_audits.order_by("-created_at").first()
-    if audit is None:
-        return None
-    return {
-        "id": audit.pk,
-        "status": audit.status,
-        "verdict": audit.verdict,
-        "reasons": audit.reasons,
-        "source": audit.source,
-        "completed_at": audit.completed_at.isoformat() if audit.completed_at else None,
-    }
-
-
-def drift_status(version: MLModelVersion) -> dict | None:
-    """Current drift status from monitoring (imported here: monitoring imports registry)."""
-    from monitoring.selectors import version_drift_status
-
-    return version_drift_status(version=version)
-
-
 def policy_checks(version: MLModelVersion) -> list[dict]:
     model = version.model
     checks = []
@@ -92,18 +75,7 @@ def policy_checks(version: MLModelVersion) -> list[dict]:
             else "intended use and limitations given",
         }
     )
-    if model.fairness_gate:
-        fairness = latest_fairness(version)
-        passed = bool(
-            fairness and fairness["status"] == "complete" and fairness["verdict"] == "pass"
-        )
-        if fairness is None:
-            detail = "no fairness audit has been run"
-        elif fairness["status"] != "complete":
-            detail = f"the fairness audit is {fairness['status']}"
-        else:
-            detail = f"latest audit #{fairness['id']}: {fairness['verdict']}"
-        checks.append({"check": "passing fairness audit", "passed": passed, "detail": detail})
+    checks.extend(gate_checks(version))
     return checks
 
 
@@ -126,9 +98,9 @@ def evidence_snapshot(version: MLModelVersion) -> dict:
         "metrics": metric_deltas(version, production),
         "model_card": {f: getattr(version, f) for f in CARD_FIELDS},
         "policy_checks": policy_checks(version),
-        "fairness": latest_fairness(version),
+        "fairness": evidence_section("fairness", version),
         "drift": {
-            "candidate": drift_status(version),
-            "production": drift_status(production) if production else None,
+            "candidate": evidence_section("drift", version),
+            "production": evidence_section("drift", production),
         },
     }

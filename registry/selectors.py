@@ -2,7 +2,8 @@
 
 from django.db.models import Count, Q
 
-from registry.models import ApprovalRequest, AuditEvent, MLModel, MLModelVersion
+from core.models import AuditEvent
+from registry.models import ApprovalRequest, MLModel, MLModelVersion
 
 
 def home_summary(*, user) -> dict:

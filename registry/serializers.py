@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.api import has_unstorable_text, json_loads_strict
 from registry.models import MLModel, MLModelVersion
 
 
@@ -92,8 +93,6 @@ class RegisterVersionSerializer(serializers.Serializer):
     MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
     def validate_metadata(self, value):
-        from govsite.api import has_unstorable_text, json_loads_strict
-
         try:
             parsed = json_loads_strict(value)
         except ValueError as exc:

@@ -4,16 +4,19 @@ Every service is atomic, takes keyword-only arguments, enforces its invariants
 against the database (constraints, row locks) and leaves an audit event.
 """
 
-import functools
 import io
 
 import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from govsite.roles import APPROVER, ML_ENGINEER
+from core.audit import audit_record
+from core.errors import records_failures
+from core.notifications import notification_queue
+from core.roles import APPROVER, ML_ENGINEER
+from registry import extensions
 from registry.artifacts import ArtifactIntegrityError, artifact_put, booster_cache
-from registry.audit import audit_record
+from registry.errors import GovernanceError
 from registry.evidence import evidence_hash, evidence_snapshot
 from registry.models import (
     ApprovalDecision,
@@ -22,55 +25,10 @@ from registry.models import (
     MLModelVersion,
     validate_semver,
 )
-from registry.notifications import notification_queue
+from registry.traffic import traffic_reconcile_locked
+from registry.training import ArtifactFormatError, artifact_format, binary_metrics, load_booster
 
 Status = MLModelVersion.Status
-
-
-class GovernanceError(Exception):
-    """A rule refused the action; `status` is the HTTP status the API answers with.
-
-    `audit` (keyword arguments of audit_record) and `persist` (a callable) describe
-    what must be written even though the action's own transaction rolls back:
-    integrity and permission failures are audited, expired approvals stay expired.
-    """
-
-    status = 400
-
-    def __init__(
-        self,
-        message: str,
-        details: dict | None = None,
-        status: int | None = None,
-        audit: dict | None = None,
-        persist=None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        self.audit = audit
-        self.persist = persist
-        if status is not None:
-            self.status = status
-
-
-def records_failures(fn):
-    """Outermost decorator of a service: after its transaction rolled back, write what a
-    refusal must leave behind (an audit event, an expiry)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GovernanceError as exc:
-            with transaction.atomic():
-                if exc.persist is not None:
-                    exc.persist()
-                if exc.audit is not None:
-                    audit_record(**exc.audit)
-            raise
-
-    return wrapper
 
 
 # Allowed lifecycle moves. production is only entered through version_promote
@@ -161,8 +119,6 @@ def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict
     scores = booster.predict(matrix)
     metrics = {}
     if "y" in arrays:
-        from registry.training import binary_metrics
-
         computed = binary_metrics(arrays["y"].astype(int), scores, threshold)
         metrics = {
             "accuracy": computed["accuracy"],
@@ -172,16 +128,6 @@ def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict
             "auc": computed["auc"],
         }
     return scores, metrics
-
-
-def _reference(schema: list[dict], arrays: dict, scores: np.ndarray):
-    from monitoring.drift_core import SCORE, build_reference
-
-    columns = {f["name"]: arrays["X"][:, i].astype(np.float64) for i, f in enumerate(schema)}
-    columns[SCORE] = scores.astype(np.float64)
-    kinds = {f["name"]: f["type"] for f in schema}
-    kinds[SCORE] = "numeric"
-    return build_reference(columns, kinds)
 
 
 METADATA_FIELDS = {
@@ -213,8 +159,6 @@ def model_version_register(
     description: str = "",
 ) -> MLModelVersion:
     """Validate and store a trained version; metrics come from its evaluation set when given."""
-    from registry.training import ArtifactFormatError, artifact_format, load_booster
-
     validate_semver_or_raise(version)
     unknown = set(metadata) - METADATA_FIELDS - {"feature_schema", "parent"}
     if unknown:
@@ -251,7 +195,7 @@ def model_version_register(
         arrays = _load_evaluation(evaluation, len(schema))
         scores, metrics = _evaluate(booster, arrays, threshold)
         fields.update(metrics)
-        profile = _reference(schema, arrays, scores)
+        profile = extensions.reference_build(schema, arrays, scores)
         reference_hash, _ = artifact_put(data=profile.to_bytes(), suffix=".npz")
         reference_summary = profile.summary()
         evaluation_hash, _ = artifact_put(data=evaluation, suffix=".npz")
@@ -410,7 +354,6 @@ def version_transition(
 
 def _traffic_follow(model_id: int, actor, reason: str) -> None:
     # The A/B split follows the lifecycle under the same model lock (registry.traffic).
-    from registry.traffic import traffic_reconcile_locked
 
     traffic_reconcile_locked(model_id=model_id, actor=actor, reason=reason)
 
@@ -540,11 +483,7 @@ def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") 
         raise GovernanceError(f"{version} already has a pending approval request", status=409)
     if version.is_approved():
         raise GovernanceError(f"{version} is already approved", status=409)
-    if version.model.fairness_gate and version.evaluation_hash:
-        # The gate reads this audit's verdict when approvers decide.
-        from fairness.services import fairness_audit_create
-
-        fairness_audit_create(version=version, trigger="approval", requested_by=actor)
+    extensions.approval_requested(version, actor)
     evidence = evidence_snapshot(version)
     request = ApprovalRequest.objects.create(
         version=version,

@@ -16,7 +16,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from registry.audit import audit_record
+from core.audit import audit_record
+from core.errors import records_failures
+from registry import extensions
+from registry.errors import GovernanceError
 from registry.models import (
     BASIS_POINTS,
     Experiment,
@@ -27,7 +30,6 @@ from registry.models import (
     TrafficSplit,
 )
 from registry.routing import bucket_int, challenger_threshold
-from registry.services import GovernanceError, records_failures
 
 Status = MLModelVersion.Status
 OPEN = (Experiment.Status.PLANNED, Experiment.Status.RUNNING)
@@ -372,24 +374,15 @@ def traffic_preview(
     *, model: MLModel, challenger: MLModelVersion | None, challenger_bp: int, days: int = None
 ) -> MovePreview:
     """How many entities seen in the log over the last `days` days would change version."""
-    from monitoring.models import PredictionLog
-
     days = days or settings.AB_PREVIEW_DAYS
     split = TrafficSplit.objects.filter(model_id=model.pk).first()
     old_challenger = split.challenger_id if split else None
     old_t = challenger_threshold(split.challenger_bp if split else 0)
     new_t = challenger_threshold(challenger_bp if challenger else 0)
     new_challenger = challenger.pk if challenger else None
-    entities = (
-        PredictionLog.objects.filter(
-            version__model=model, created_at__gte=timezone.now() - timedelta(days=days)
-        )
-        .exclude(entity="")
-        .values_list("entity", flat=True)
-        .distinct()
-    )
+    entities = extensions.recent_entities(model, timezone.now() - timedelta(days=days))
     into = out = switched = total = 0
-    for entity in entities.iterator(chunk_size=5000):
+    for entity in entities:
         total += 1
         h = bucket_int(model.experiment_salt, entity)
         was, now = h < old_t, h < new_t

@@ -300,7 +300,7 @@ def train(
     """Fit a booster on ``data`` and evaluate it on a held-out split.
 
     ``data`` is an object with ``X``, ``y`` (and optionally ``feature_names``,
-    ``schema``, ``geo_region``, like ``govsite.synthetic.Events``) or a tuple
+    ``schema``, ``geo_region``, like ``registry.synthetic.Events``) or a tuple
     ``(X, y)`` / ``(X, y, geo_region)``. ``params`` override ``default_params()``.
     ``progress(iteration, total)`` is called after every boosting round. With
     ``early_stopping_rounds`` the booster is cut at its best iteration on the

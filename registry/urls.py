@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registry import views, views_ab
+from registry import views
 
 app_name = "registry"
 urlpatterns = [
@@ -8,5 +8,4 @@ urlpatterns = [
     path("versions/<int:pk>/", views.version_detail, name="version"),
     path("audit/", views.audit_trail, name="audit"),
     path("audit/export/", views.audit_export, name="audit-export"),
-    path("models/<slug:name>/experiment/", views_ab.experiment_page, name="experiment"),
 ]

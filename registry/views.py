@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
 
-from govsite.views import perm_required
-from registry.audit import audit_record, audit_verify
+from core.audit import audit_record, audit_verify
+from core.views import perm_required
 from registry.models import MLModel
 from registry.selectors import audit_events, version_list
 
@@ -59,7 +59,7 @@ def _period(request):
 
 
 @require_GET
-@perm_required("registry.view_auditevent")
+@perm_required("core.view_auditevent")
 def audit_trail(request):
     start, end = _period(request)
     events = audit_events(start=start, end=end, model_name=request.GET.get("model", ""))
@@ -86,7 +86,7 @@ EXPORT_FIELDS = [
 
 
 @require_GET
-@perm_required("registry.export_audit")
+@perm_required("core.export_audit")
 def audit_export(request):
     start, end = _period(request)
     events = audit_events(start=start, end=end, model_name=request.GET.get("model", ""))

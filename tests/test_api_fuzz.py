@@ -209,8 +209,8 @@ def _seed(url: str, trained) -> Seed:
     from django.utils import timezone
     from knox.models import AuthToken
 
+    from core.roles import roles_sync
     from fairness.services import fairness_audit_create
-    from govsite.roles import roles_sync
     from monitoring.alerts import alert_raise
     from monitoring.drift_jobs import drift_run_create
     from monitoring.models import DriftRun
@@ -314,7 +314,7 @@ def fuzz(django_db_setup, django_db_blocker, trained, tmp_path_factory):
     from django.test import override_settings
     from pytest_django.live_server_helper import LiveServer
 
-    from govsite.roles import roles_sync
+    from core.roles import roles_sync
     from registry.artifacts import booster_cache
 
     with (
@@ -353,12 +353,12 @@ def snapshot() -> dict:
     approval requests and alerts."""
     from django.db.models import Count
 
+    from core.models import AuditEvent
     from fairness.models import FairnessAudit
     from monitoring.models import Alert, DriftRun, FeedbackEvent, PredictionLog
     from registry.models import (
         ApprovalDecision,
         ApprovalRequest,
-        AuditEvent,
         MLModelVersion,
         TrafficSplit,
     )

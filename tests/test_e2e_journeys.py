@@ -33,13 +33,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conftest import PASSWORD
-from govsite import synthetic
+from core.models import AuditEvent
 from monitoring.drift_jobs import drift_run_create, window_floor
 from monitoring.models import Alert, DriftResult, DriftRun, PredictionLog
-from registry import services
+from registry import services, synthetic
 from registry.models import (
     ApprovalRequest,
-    AuditEvent,
     Experiment,
     MLModelVersion,
     TrafficSplit,

@@ -255,11 +255,11 @@ def test_a_drift_job_whose_worker_is_killed_is_redelivered_and_completes_once(re
     import redis
     from django.db.models import Count
 
+    from core.models import AuditEvent, Notification
     from govsite.celery import app
     from monitoring.drift_jobs import drift_run_create
     from monitoring.models import Alert, DetectorState, DriftResult, PerformanceResult
     from monitoring.tasks import drift_run_task
-    from registry.models import AuditEvent, Notification
 
     port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
@@ -405,7 +405,7 @@ def throwaway_cluster():
 
 
 def _items() -> list[dict]:
-    from govsite import synthetic
+    from registry import synthetic
 
     events = synthetic.generate(N_ITEMS, seed=23)
     rng = np.random.default_rng(23)
@@ -539,7 +539,7 @@ def _sweeps_every_two_seconds():
     every, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
     for name, task in (
         ("monitoring: requeue pending drift runs", "monitoring.tasks.drift_runs_requeue"),
-        ("registry: requeue pending notifications", "registry.tasks.notifications_requeue"),
+        ("core: requeue pending notifications", "core.tasks.notifications_requeue"),
     ):
         PeriodicTask.objects.create(name=name, task=task, interval=every)
 
@@ -557,8 +557,8 @@ def test_with_the_broker_down_the_api_answers_and_the_work_catches_up(
 ):
     import json
 
+    from core.models import Notification
     from monitoring.models import DriftRun, PredictionLog
-    from registry.models import Notification
 
     hook_url, received = webhook
     version = staged("1.0.0")
@@ -634,10 +634,10 @@ def test_with_the_broker_down_the_api_answers_and_the_work_catches_up(
 def test_a_corrupted_artifact_is_refused_with_the_hash_mismatch_until_restored(
     register, soc_service, live_server, artifact_root
 ):
+    from core.audit import audit_verify
+    from core.models import AuditEvent
     from monitoring.models import PredictionLog
     from registry.artifacts import ArtifactIntegrityError
-    from registry.audit import audit_verify
-    from registry.models import AuditEvent
     from registry.services import version_load_booster
 
     version = register("1.0.0")

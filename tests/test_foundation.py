@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from govsite.env import ConfigError, env_bool, env_int
-from govsite.roles import ALL_ROLES, ROLE_PERMISSIONS
+from core.env import ConfigError, env_bool, env_int
+from core.roles import ALL_ROLES, ROLE_PERMISSIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_tokens_are_stored_hashed(soc_service, api_as):
 
 
 def test_role_without_permission_gets_403_and_an_audit_event(make_user, api_as):
-    from registry.models import AuditEvent
+    from core.models import AuditEvent
 
     nobody = make_user(None, "no_role")
     response = api_as(nobody).get("/api/v1/models/")

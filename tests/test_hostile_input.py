@@ -31,16 +31,15 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory, trained):
 
 def snapshot(world) -> dict:
     """Row counts and object states that a refused request must leave as they were."""
+    from core.models import AuditEvent, Notification
     from fairness.models import FairnessAudit
     from monitoring.models import Alert, DriftRun, FeedbackEvent, PredictionLog
     from registry.models import (
         ApprovalDecision,
         ApprovalRequest,
-        AuditEvent,
         Experiment,
         MLModel,
         MLModelVersion,
-        Notification,
         TrafficSplit,
     )
 

@@ -8,7 +8,7 @@ one seeded world (tests/world.py), so an allowed role gets its real answer, neve
 that would hide a refusal.
 
 The persona sets come from DESIGN.md section 1 (who does what) and
-govsite.roles.ROLE_PERMISSIONS; `test_the_table_agrees_with_the_roles` checks the two
+core.roles.ROLE_PERMISSIONS; `test_the_table_agrees_with_the_roles` checks the two
 against each other. Routes are enumerated from the URL resolver, so a new page, endpoint,
 method or admin view without a row here fails `test_every_route_has_a_decision`.
 """
@@ -23,7 +23,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.http import urlencode
 
-from govsite.roles import ROLE_PERMISSIONS
+from core.roles import ROLE_PERMISSIONS
 from tests.world import PERSONAS, ROLE_OF, client_for, seeded_world
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +47,8 @@ INTENT = {
     "registry.approve_version": {"approver"},
     "registry.promote_version": {"approver"},
     "registry.set_traffic": {"approver"},
-    "registry.view_auditevent": {"approver", "auditor"},
-    "registry.export_audit": {"auditor"},
+    "core.view_auditevent": {"approver", "auditor"},
+    "core.export_audit": {"auditor"},
     "monitoring.view_monitoring": ROLES,
     "monitoring.log_prediction": {"ml", "soc"},
     "monitoring.give_feedback": {"analyst", "soc"},
@@ -179,9 +179,9 @@ API = [
 PAGES = [
     C("registry:index", "GET", READ, 200),
     C("registry:version", "GET", READ, 200, kwargs=prod_kw),  # the model card
-    C("registry:audit", "GET", INTENT["registry.view_auditevent"], 200),
-    C("registry:audit-export", "GET", INTENT["registry.export_audit"], 200),
-    C("registry:experiment", "GET", READ & MONITOR, 200, kwargs=name_kw),
+    C("registry:audit", "GET", INTENT["core.view_auditevent"], 200),
+    C("registry:audit-export", "GET", INTENT["core.export_audit"], 200),
+    C("experiments:experiment", "GET", READ & MONITOR, 200, kwargs=name_kw),
     C("monitoring:index", "GET", MONITOR, 200),
     C("monitoring:dashboard", "GET", MONITOR, 200, kwargs=name_kw),
     C("monitoring:run-status", "GET", MONITOR, 200, kwargs=lambda w: {"pk": w.drift_run.pk}),
@@ -254,14 +254,14 @@ ADMIN_PAGES = [
     C("admin:registry_approvalrequest_change", "GET", ADMIN, 200, kwargs=request_kw),  # evidence
     C("admin:registry_approvalrequest_decide", "POST", INTENT["registry.approve_version"], 302,
       kwargs=lambda w: {"pk": w.pending.pk}, body=lambda w: {"decision": "approve"}),
-    C("admin:registry_auditevent_changelist", "GET", ADMIN, 200),
-    C("admin:registry_auditevent_delete", "GET", NOBODY, 200,
+    C("admin:core_auditevent_changelist", "GET", ADMIN, 200),
+    C("admin:core_auditevent_delete", "GET", NOBODY, 200,
       kwargs=lambda w: {"object_id": w.extra["audit_event"]}),  # append-only
     C("admin:registry_trafficsplit_changelist", "GET", INTENT["registry.set_traffic"], 200),
     C("admin:registry_trafficsplit_edit", "GET", INTENT["registry.set_traffic"], 200,
       kwargs=name_kw),
     C("admin:registry_experiment_changelist", "GET", INTENT["registry.set_traffic"], 200),
-    C("admin:registry_notification_changelist", "GET", NOBODY, 200),  # the outbox
+    C("admin:core_notification_changelist", "GET", NOBODY, 200),  # the outbox
     C("admin:monitoring_alert_changelist", "GET", ADMIN, 200),
     C("admin:monitoring_alert_changelist", "POST", ADMIN & INTENT["monitoring.manage_alert"],
       302, variant="acknowledge-action",

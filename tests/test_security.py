@@ -338,8 +338,8 @@ def _signed_in(client) -> bool:
 def test_failed_logins_lock_the_username_until_the_cool_off_ends(
     throttle, approver, second_approver, url
 ):
-    from registry.audit import audit_verify
-    from registry.models import AuditEvent
+    from core.audit import audit_verify
+    from core.models import AuditEvent
 
     client = Client()
     for _ in range(3):

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from django.db import transaction
 
-from registry.models import Notification
-from registry.notifications import notification_queue
+from core.models import Notification
+from core.notifications import notification_queue
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

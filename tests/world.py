@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from govsite.roles import ANALYST, APPROVER, AUDITOR, ML_ENGINEER, SOC_SERVICE, STAFF_ROLES
+from core.roles import ANALYST, APPROVER, AUDITOR, ML_ENGINEER, SOC_SERVICE, STAFF_ROLES
 
 # Persona keys used by the permission table, and the role each one holds.
 ROLE_OF = {
@@ -100,11 +100,11 @@ def build_world(trained, artifact_root) -> World:
     """Everything the permission matrix and the hostile-input tests read or act on."""
     from knox.models import AuthToken
 
+    from core.models import AuditEvent
     from fairness.services import fairness_audit_create
     from monitoring.alerts import alert_raise
     from monitoring.drift_jobs import drift_run_create
     from registry import services
-    from registry.models import AuditEvent
     from registry.registration import register_training_result
 
     users = {key: _user(role, f"w_{key}") for key, role in ROLE_OF.items()}

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def trained_other():
     """Another small real model over the same schema (a different artifact hash)."""
-    from govsite import synthetic
+    from registry import synthetic
     from registry.training import train
 
     return train(synthetic.generate(4000, seed=11), num_boost_round=15, seed=11)

@@ -3,11 +3,11 @@ import pytest
 import shap
 import xgboost as xgb
 
+from core.models import AuditEvent
 from explain.models import Explanation
 from explain.shap_core import ADDITIVITY_TOLERANCE
 from explain.tests.conftest import booster_of
 from registry import services
-from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import AuditEvent
 from explain.models import Explanation
 from explain.services import explanations_precompute, high_risk_predictions
 from monitoring.models import FeedbackEvent, PredictionLog
-from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

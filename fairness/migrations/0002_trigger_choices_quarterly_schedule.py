@@ -1,17 +1,15 @@
 """Trigger choices, and the quarterly audit schedule as an admin-editable PeriodicTask."""
 
 from django.db import migrations, models
+from fairness.schedule import SCHEDULE_NAME
+from fairness.schedule import schedule_sync
 
 
 def create_schedule(apps, schema_editor):
-    from fairness.schedule import schedule_sync
-
     schedule_sync(apps)
 
 
 def remove_schedule(apps, schema_editor):
-    from fairness.schedule import SCHEDULE_NAME
-
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
         name=SCHEDULE_NAME
     ).delete()

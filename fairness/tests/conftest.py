@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from govsite import synthetic
+from registry import synthetic
 
 # Big enough that APAC's doubled false-positive rate is significant on the held-out
 # quarter of the data, small enough to train in well under a second.

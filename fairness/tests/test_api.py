@@ -1,9 +1,9 @@
 import pytest
 
+from core.models import AuditEvent
 from fairness.models import FairnessAudit
 from fairness.services import fairness_audit_execute_now
 from fairness.tests.conftest import log_traffic, period_of, traffic
-from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

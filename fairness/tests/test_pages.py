@@ -5,10 +5,10 @@ import json
 import pytest
 from django.test import Client
 
+from core.models import AuditEvent
 from fairness.models import FairnessAudit
 from fairness.services import fairness_audit_execute_now
 from registry import services
-from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from core.models import AuditEvent
 from fairness import metrics_core
 from fairness.models import AuditImmutableError, FairnessAudit
 from fairness.services import (
@@ -10,7 +11,6 @@ from fairness.services import (
     fairness_audit_execute_now,
 )
 from fairness.tests.conftest import log_traffic, period_of, traffic
-from registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

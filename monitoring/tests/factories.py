@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from govsite import synthetic
 from monitoring.models import PredictionLog
+from registry import synthetic
 from registry.services import version_load_booster
 
 # Windows of the tests: hourly, starting on a fixed Monday.

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.models import AuditEvent, Notification
 from monitoring.alerts import alert_acknowledge, alert_clear, alert_raise, alert_resolve
 from monitoring.models import Alert
-from registry.models import AuditEvent, Notification
 from registry.services import GovernanceError
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.models import AuditEvent
 from monitoring.alerts import alert_raise
 from monitoring.drift_jobs import drift_window_compute
 from monitoring.models import Alert, DriftRun
@@ -16,7 +17,6 @@ from monitoring.tests.factories import (
     hourly_windows,  # noqa: F401
     log_window,
 )
-from registry.models import AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hourly_windows")]
 HOUR = timedelta(hours=1)

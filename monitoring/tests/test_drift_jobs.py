@@ -143,7 +143,7 @@ def test_by_default_each_window_compares_the_trailing_day(register, settings):
 
 
 def test_clock_driven_features_are_shown_but_not_alerted(register, settings):
-    from govsite import synthetic
+    from registry import synthetic
 
     version = register("1.0.0")
     shifted = synthetic.Scenario(drifts=(synthetic.Drift.sudden("login_hour", 2.0, at=0.0),))

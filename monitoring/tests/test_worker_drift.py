@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
+from core.models import Notification
 from monitoring import drift_core
 from monitoring.drift_jobs import drift_run_create, window_arrays
 from monitoring.models import Alert, DetectorState, DriftResult, DriftRun
@@ -20,7 +21,6 @@ from monitoring.tests.factories import (
     hourly_windows,  # noqa: F401
     log_window,
 )
-from registry.models import Notification
 
 pytestmark = [
     pytest.mark.worker,

@@ -77,7 +77,7 @@ def test_decided_versions_and_audit_events_are_read_only(client, approved, appro
     client.force_login(approver)
     html = client.get(f"/admin/registry/mlmodelversion/{version.pk}/change/").content.decode()
     assert 'name="intended_use"' not in html
-    assert client.get("/admin/registry/auditevent/add/").status_code == 403
+    assert client.get("/admin/core/auditevent/add/").status_code == 403
 
 
 def test_non_approvers_cannot_open_the_admin(client, analyst, ml_engineer):

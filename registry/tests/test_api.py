@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from core.models import AuditEvent
 from registry import services
-from registry.models import AuditEvent, MLModelVersion
+from registry.models import MLModelVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from registry.models import Notification
-from registry.notifications import notifications_pending
+from core.models import Notification
+from core.notifications import notifications_pending
 
 
 def test_the_sweep_finds_notifications_left_pending(db, settings):

@@ -2,10 +2,11 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from conftest import npz
+from core.audit import audit_verify
+from core.models import AuditEvent
 from registry import services
 from registry.artifacts import ArtifactIntegrityError, booster_cache
-from registry.audit import audit_verify
-from registry.models import ApprovalRequest, AuditEvent, MLModelVersion
+from registry.models import ApprovalRequest, MLModelVersion
 from registry.services import GovernanceError
 
 pytestmark = pytest.mark.django_db

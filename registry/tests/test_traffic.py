@@ -3,8 +3,9 @@
 import pytest
 from django.db import IntegrityError, transaction
 
+from core.models import AuditEvent
 from registry import services
-from registry.models import AuditEvent, Experiment, MLModelVersion, TrafficSplit
+from registry.models import Experiment, MLModelVersion, TrafficSplit
 from registry.routing import route
 from registry.tests.ab_support import (
     live_fixture,  # noqa: F401

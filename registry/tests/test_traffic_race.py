@@ -4,8 +4,9 @@ import pytest
 from django.db import connection
 
 from conftest import race
+from core.models import AuditEvent
 from registry import services
-from registry.models import AuditEvent, Experiment, MLModelVersion, TrafficSplit
+from registry.models import Experiment, MLModelVersion, TrafficSplit
 from registry.tests.ab_support import live_fixture  # noqa: F401
 from registry.traffic import traffic_set
 

@@ -7,8 +7,7 @@ import pytest
 import xgboost as xgb
 from sklearn import metrics as skm
 
-from govsite import synthetic
-from registry import training
+from registry import synthetic, training
 from registry.training import ArtifactFormatError, load_booster
 
 

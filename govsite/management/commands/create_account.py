@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from knox.models import AuthToken
 
-from govsite.roles import ALL_ROLES, STAFF_ROLES
-from registry.audit import audit_record
+from core.audit import audit_record
+from core.roles import ALL_ROLES, STAFF_ROLES
 
 
 class Command(BaseCommand):

@@ -10,8 +10,22 @@ from django.db import transaction
 from knox.models import AuthToken
 from tqdm import tqdm
 
+from core.audit import audit_record
+from experiments import demo as demo_ab
+from explain import demo as explain_demo
+from fairness import demo as fairness_demo
+from fairness.services import fairness_audit_create, fairness_audit_execute_now
 from govsite import roles, synthetic
-from registry.audit import audit_record
+from monitoring import demo as monitoring_demo
+from monitoring.models import PredictionLog
+from monitoring.traffic_generator import (
+    DEMO_DRIFTS,
+    traffic_generate,
+    traffic_load,
+    verdicts_choose,
+    verdicts_record,
+)
+from registry import services
 from registry.models import MLModel
 from registry.registration import register_training_result
 from registry.training import train
@@ -100,7 +114,6 @@ class Command(BaseCommand):
             registered_by=users["mira"],
             description="Gradient-boosted threat scorer for SOC events.",
         )
-        from registry import services
 
         for to in ("testing", "staging"):
             services.version_transition(version=version, to=to, actor=users["mira"])
@@ -114,8 +127,6 @@ class Command(BaseCommand):
     def _ship_first(self, version, users):
         """History: 1.0.0 shipped before the fairness gate existed; its audit afterwards found
         the APAC false-positive gap that 1.1.0 fixes."""
-        from fairness.services import fairness_audit_create, fairness_audit_execute_now
-        from registry import services
 
         model = version.model
         with transaction.atomic():
@@ -155,8 +166,6 @@ class Command(BaseCommand):
             )
 
     def _request_approval(self, version, users):
-        from fairness.services import fairness_audit_execute_now
-        from registry import services
 
         services.approval_request_create(
             version=version,
@@ -170,14 +179,6 @@ class Command(BaseCommand):
     def _traffic(self, users, events):
         """A week of traffic ending now: 1.0.0 serves, 1.1.0 scores in shadow; from mid-week
         bytes_out jumps and geo_velocity creeps up; analysts review part of the incidents."""
-        from monitoring.models import PredictionLog
-        from monitoring.traffic import (
-            DEMO_DRIFTS,
-            traffic_generate,
-            traffic_load,
-            verdicts_choose,
-            verdicts_record,
-        )
 
         model = MLModel.objects.get(name=MODEL)
         if PredictionLog.objects.filter(version__model=model).exists():
@@ -207,10 +208,6 @@ class Command(BaseCommand):
     def _app_demos(self):
         """Each app's demo step: drift and performance jobs over the week (with alerts),
         explanations of the high-risk incidents, audits on logged data, the experiment."""
-        from explain import demo as explain_demo
-        from fairness import demo as fairness_demo
-        from monitoring import demo as monitoring_demo
-        from registry import demo_ab
 
         for step in (monitoring_demo, explain_demo, fairness_demo, demo_ab):
             step.build(stdout=self.stdout)

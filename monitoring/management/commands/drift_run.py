@@ -7,7 +7,7 @@ from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from monitoring.drift_jobs import drift_run_create, drift_run_execute
-from monitoring.models import DriftRun
+from monitoring.models import Alert, DriftResult, DriftRun
 from monitoring.schedules import drift_schedules_sync
 from registry.models import MLModel
 from registry.services import GovernanceError
@@ -67,8 +67,6 @@ class Command(BaseCommand):
         self.stdout.write(self.summary(run))
 
     def summary(self, run: DriftRun) -> str:
-        from monitoring.models import Alert, DriftResult
-
         results = DriftResult.objects.filter(run=run)
         drifted = results.filter(drift=True).count()
         active = Alert.objects.filter(model=run.model, status__in=Alert.ACTIVE).count()

@@ -8,7 +8,7 @@ import urllib.request
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from monitoring.traffic import parse_drift, traffic_generate, verdicts_choose
+from monitoring.traffic_generator import parse_drift, traffic_generate, verdicts_choose
 from registry.models import MLModel
 
 

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from govsite import synthetic
+from registry import synthetic
 from registry.registration import register_training_result
 from registry.services import GovernanceError
 from registry.training import train

@@ -36,7 +36,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.view_mlmodelversion",
         "registry.change_mlmodelversion",
         "registry.view_approvalrequest",
-        "registry.view_auditevent",
+        "core.view_auditevent",
         "registry.approve_version",
         "registry.promote_version",
         "registry.set_traffic",
@@ -59,8 +59,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.view_mlmodel",
         "registry.view_mlmodelversion",
         "registry.view_approvalrequest",
-        "registry.view_auditevent",
-        "registry.export_audit",
+        "core.view_auditevent",
+        "core.export_audit",
         "monitoring.view_monitoring",
         "explain.view_explanations",
         "fairness.view_fairness",
@@ -76,8 +76,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def roles_sync(apps=None) -> None:
-    """Create every role group and give it exactly its permissions (idempotent)."""
+def roles_sync(apps=None, *, role_permissions: dict[str, list[str]] | None = None) -> None:
+    """Create every role group and give it exactly its permissions (idempotent).
+
+    A migration that ran before a permission moved passes the mapping of its day.
+    """
+    role_permissions = ROLE_PERMISSIONS if role_permissions is None else role_permissions
     if apps is None:
         from django.apps import apps as global_apps
 
@@ -92,7 +96,7 @@ def roles_sync(apps=None) -> None:
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for role, perm_names in ROLE_PERMISSIONS.items():
+    for role, perm_names in role_permissions.items():
         group, _ = Group.objects.get_or_create(name=role)
         perms = []
         for dotted in perm_names:

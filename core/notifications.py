@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from govsite.celery import enqueue_on_commit
-from registry.models import Notification
+from core.models import Notification
+from core.queue import enqueue_on_commit
 
 
 def role_emails(role: str) -> list[str]:
@@ -36,9 +36,7 @@ def notification_queue(*, event: str, subject: str, body: str, roles=(), payload
     if not recipients and not note.webhook_url:
         Notification.objects.filter(pk=note.pk).update(status=Notification.Status.SENT)
         return note
-    from registry.tasks import notification_deliver
-
-    enqueue_on_commit(notification_deliver, note.pk)
+    enqueue_on_commit("core.tasks.notification_deliver", note.pk)
     return note
 
 

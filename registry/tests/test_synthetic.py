@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from govsite import synthetic
-from govsite.synthetic import Drift, Scenario, generate
+from registry import synthetic
+from registry.synthetic import Drift, Scenario, generate
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Synthetic SOC traffic scored by registered versions: for demos, replays and load tests.
 
-Events come from govsite.synthetic (with its drift knobs); each event is scored by
+Events come from registry.synthetic (with its drift knobs); each event is scored by
 the serving version and by any shadow versions, giving one prediction item per
 version with a shared incident_id. Labels (the generator's ground truth) travel
 beside the items so that a share of them can be posted as analyst verdicts.
@@ -13,10 +13,10 @@ import numpy as np
 import xgboost as xgb
 from django.utils import timezone
 
-from govsite import synthetic
 from monitoring.feedback import feedback_record_many
 from monitoring.ingest import predictions_ingest
 from monitoring.models import PredictionLog
+from registry import synthetic
 from registry.models import MLModelVersion
 from registry.services import version_load_booster
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate
 from scipy.stats import binomtest, norm
 
-from registry import ab_stats
+from experiments import ab_stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (56, 70), (481, 500), (900, 3000)])

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from registry.models import AuditEvent, Experiment, TrafficSplit
+from core.models import AuditEvent
+from registry.models import Experiment, TrafficSplit
 from registry.tests.ab_support import live_fixture, log_arm  # noqa: F401
 from registry.traffic import traffic_set
 
@@ -21,7 +22,7 @@ def wait_for(predicate, seconds=90):
 
 
 def test_the_beat_task_rolls_back_a_significantly_worse_challenger(live, approver, celery_worker):
-    from registry.tasks import experiment_guardrails_check
+    from experiments.tasks import experiment_guardrails_check
 
     champion, challenger = live
     traffic_set(
@@ -41,7 +42,7 @@ def test_the_beat_task_rolls_back_a_significantly_worse_challenger(live, approve
 def test_the_beat_schedule_exists():
     from django_celery_beat.models import PeriodicTask
 
-    task = PeriodicTask.objects.filter(task="registry.tasks.experiment_guardrails_check")
+    task = PeriodicTask.objects.filter(task="experiments.tasks.experiment_guardrails_check")
     if not task.exists():
         # transactional tests flush migration data; re-run the migration's function
         from importlib import import_module

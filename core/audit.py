@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from registry.models import AuditChainHead, AuditEvent
+from core.models import AuditChainHead, AuditEvent
 
 GENESIS = "0" * 64
 

@@ -14,7 +14,9 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from monitoring.models import PredictionLog
 from registry.models import Experiment, MLModel, MLModelVersion, ShadowDeployment, TrafficSplit
+from registry.services import version_load_booster
 from registry.traffic import ExperimentPlan, experiment_plan, traffic_set
 
 MODEL = "threat-detector"
@@ -92,8 +94,6 @@ def _plan_and_shadow(model, champion, candidate, approver, stdout) -> None:
 
 def _shadow_backfill(champion, candidate):
     """Score the champion's logged events with the candidate's booster as shadow rows."""
-    from monitoring.models import PredictionLog
-
     if champion.feature_names != candidate.feature_names:
         return 0, None
     live = PredictionLog.objects.filter(version=champion, role="champion").exclude(incident_id="")
@@ -106,7 +106,6 @@ def _shadow_backfill(champion, candidate):
     rows = [r for r in live.order_by("pk").iterator(chunk_size=BATCH) if r.incident_id not in done]
     if not rows:
         return 0, first
-    from registry.services import version_load_booster
 
     booster = version_load_booster(version=candidate)
     for start in range(0, len(rows), BATCH):
@@ -116,8 +115,6 @@ def _shadow_backfill(champion, candidate):
 
 def _score_batch(booster, candidate, rows) -> None:
     import xgboost as xgb
-
-    from monitoring.models import PredictionLog
 
     X = np.vstack([np.frombuffer(bytes(r.features), dtype="<f8") for r in rows])
     scores = booster.predict(xgb.DMatrix(X, feature_names=candidate.feature_names))

@@ -2,8 +2,9 @@
 
 import pytest
 
-from registry.experiments import experiment_guardrail, experiment_results, shadow_results
-from registry.models import AuditEvent, Experiment, TrafficSplit
+from core.models import AuditEvent
+from experiments.services import experiment_guardrail, experiment_results, shadow_results
+from registry.models import Experiment, TrafficSplit
 from registry.tests.ab_support import live_fixture, log, log_arm  # noqa: F401
 from registry.traffic import ExperimentPlan, experiment_plan, traffic_set
 

@@ -12,6 +12,8 @@ from rest_framework import exceptions, parsers, permissions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.audit import audit_permission_denied
+
 
 class ApiError(exceptions.APIException):
     """An error with a stable message and structured details (field, row, reason)."""
@@ -176,7 +178,6 @@ def _audit_denial(context) -> None:
     request, view = context.get("request"), context.get("view")
     if request is None or not request.user.is_authenticated:
         return
-    from registry.audit import audit_permission_denied
 
     required = []
     for perm_class in getattr(view, "permission_classes", []):

@@ -3,8 +3,8 @@
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from govsite.views import perm_required
-from registry.experiments import experiment_history, experiment_results, shadow_results
+from core.views import perm_required
+from experiments.services import experiment_history, experiment_results, shadow_results
 from registry.models import Experiment, MLModel
 from registry.traffic import traffic_config
 
@@ -54,4 +54,4 @@ def experiment_page(request, name: str):
         "metric": metric,
         "can_edit": request.user.has_perm("registry.set_traffic") and request.user.is_staff,
     }
-    return render(request, "registry/experiment.html", context)
+    return render(request, "experiments/experiment.html", context)

@@ -1,6 +1,6 @@
 """OpenAPI schema (drf-spectacular): the errors each operation answers with.
 
-Every API error has the body of govsite.api.exception_handler; the schema documents it
+Every API error has the body of core.api.exception_handler; the schema documents it
 for the statuses an operation can produce, so that clients (and the fuzz test,
 tests/test_api_fuzz.py) can rely on the documented codes.
 """

@@ -7,7 +7,7 @@ Primary metrics are proportions over labelled predictions of one arm:
 - recall: rows labelled 1; success = flagged;
 - accuracy: labelled rows; success = decision equals label.
 
-Statistics are in registry.ab_stats (Wilson, Newcombe, mixture SPRT).
+Statistics are in experiments.ab_stats (Wilson, Newcombe, mixture SPRT).
 """
 
 from dataclasses import dataclass, field
@@ -17,8 +17,10 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from registry import ab_stats
-from registry.audit import audit_record
+from core.audit import audit_record
+from experiments import ab_stats
+from monitoring.alerts import alert_raise
+from monitoring.models import Alert, PredictionLog
 from registry.models import BASIS_POINTS, Experiment, MLModel, ShadowDeployment, TrafficSplit
 from registry.traffic import _mirror, _snapshot, experiment_end
 
@@ -66,8 +68,6 @@ class ExperimentResults:
 
 
 def _arm(experiment, version, role, start, end) -> ArmResult:
-    from monitoring.models import PredictionLog
-
     trials_q, success_q = METRIC_FILTERS[experiment.primary_metric]
     rows = PredictionLog.objects.filter(
         version=version, role=role, created_at__gte=start, created_at__lt=end
@@ -124,8 +124,6 @@ def experiment_results(*, experiment: Experiment, now: datetime | None = None) -
 
 def shadow_results(*, model: MLModel, metric: str = "precision") -> list[ShadowResult]:
     """Each current shadow against the champion on the same incidents since it was added."""
-    from monitoring.models import PredictionLog
-
     split = TrafficSplit.objects.filter(model=model).first()
     if split is None or split.champion_id is None:
         return []
@@ -182,8 +180,6 @@ def _metric_point(metric: str, flagged: bool, label: int) -> tuple[int, int]:
 
 
 def _critical_drift(experiment: Experiment) -> list[str]:
-    from monitoring.models import Alert
-
     alerts = Alert.objects.filter(
         version_id=experiment.challenger_id,
         kind="drift",
@@ -238,8 +234,6 @@ def experiment_guardrail(*, experiment_id: int) -> list[str]:
 
 
 def _roll_back(experiment: Experiment, results: ExperimentResults, reasons: list[str]) -> None:
-    from monitoring.alerts import alert_raise
-
     split = TrafficSplit.objects.select_for_update().get(model_id=experiment.model_id)
     before = _snapshot(split)
     if split.challenger_id == experiment.challenger_id:

@@ -1,10 +1,11 @@
-"""registry.demo_ab: planned experiment plus a real shadow before approval, split after."""
+"""experiments.demo: planned experiment plus a real shadow before approval, split after."""
 
 import io
 
 import pytest
 
-from registry import demo_ab, services
+from experiments import demo as demo_ab
+from experiments import services
 from registry.models import Experiment, TrafficSplit
 from registry.tests.ab_support import log
 
