@@ -26,6 +26,14 @@ CHROMIUM_FLAGS = [
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True)
+def audit_checkpoint_file(settings, tmp_path):
+    """Each test's own checkpoint file sink: a checkpoint left in GOVSITE_VAR_DIR by an
+    earlier test would describe a chain that test's database no longer has."""
+    settings.AUDIT_CHECKPOINT_FILE = tmp_path / "audit-checkpoints.jsonl"
+    return settings.AUDIT_CHECKPOINT_FILE
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model
@@ -113,6 +121,9 @@ def celery_worker(transactional_db):
 
     from govsite.celery import app
 
+    # What a worker process does at start-up: import every app's tasks module, since
+    # services enqueue tasks by name and this process may not have imported them.
+    app.loader.import_default_modules()
     app.control.purge()
     with start_worker(
         app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
@@ -223,19 +234,17 @@ def artifact_root(settings, tmp_path):
 
 @pytest.fixture
 def register(trained, ml_engineer, artifact_root):
-    from registry.registration import register_training_result
+    from tests import factories
 
     def make(version="1.0.0", model="threat", user=None, gate=False):
-        obj = register_training_result(
-            result=trained,
-            model_name=model,
-            version=version,
-            registered_by=user or ml_engineer,
+        # gate=True leaves the model's policy as it is (a new model's gate is on).
+        return factories.version(
+            trained,
+            user=user or ml_engineer,
+            model=model,
+            semver=version,
+            gate=None if gate else False,
         )
-        if not gate:
-            obj.model.fairness_gate = False
-            obj.model.save(update_fields=["fairness_gate"])
-        return obj
 
     return make
 

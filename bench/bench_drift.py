@@ -28,8 +28,10 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitoring import drift_core  # noqa: E402
+
+T = TypeVar("T")
 
 
 def make_data(rows: int, ref_rows: int, features: int, seed: int):
@@ -60,10 +64,11 @@ class Timing:
         return f"{self.best:8.3f} s wall (median {self.median:.3f}), {self.cpu:.3f} s CPU"
 
 
-def timed(fn, repeat: int) -> tuple[Timing, object]:
-    """Time ``repeat`` calls; CPU time is reported because the machine is shared
-    and wall time inflates when other jobs hold the cores."""
-    walls, cpus, result = [], [], None
+def timed(fn: Callable[[], T], repeat: int) -> tuple[Timing, T]:
+    """Time ``repeat`` (at least 1) calls; CPU time is reported because the machine is
+    shared and wall time inflates when other jobs hold the cores."""
+    walls: list[float] = []
+    cpus: list[float] = []
     for _ in range(repeat):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = fn()

@@ -39,6 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "govsite.settings")
+# PostgreSQL is production mode (see settings): a bench run needs a key.
+os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
 WINDOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
 EVIDENTLY = """
@@ -172,9 +174,10 @@ def main(argv=None) -> int:
     call_command("migrate", verbosity=0)
     ref, cur, ref_scores, scores = make_data(args.rows, args.ref_rows, args.features, 0)
     version = create_version(ref, ref_scores)
+    pg_version = getattr(connection, "pg_version", "?")  # a PostgreSQL connection's
     print(
         f"window {args.rows:,} rows x {args.features} features (+ score), reference "
-        f"{args.ref_rows:,} rows; PostgreSQL {connection.pg_version}; {os.cpu_count()} CPUs"
+        f"{args.ref_rows:,} rows; PostgreSQL {pg_version}; {os.cpu_count()} CPUs"
     )
     copy_seconds = copy_predictions(version, cur, scores)
     print(f"{'setup: binary COPY of the window (not timed)':44s}{copy_seconds:8.1f} s")
@@ -191,6 +194,7 @@ def main(argv=None) -> int:
             args.repeat,
         )
         profile = reference_profile(version)
+        assert profile is not None  # create_version stored a reference
         current = {f"f{j:02d}": X[:, j] for j in range(X.shape[1])}
         current[drift_core.SCORE] = s
         core, _ = timed(lambda: drift_core.compare(profile, current), args.repeat)

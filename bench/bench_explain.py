@@ -59,6 +59,8 @@ def configure(args) -> Path:
     os.environ["GOVSITE_VAR_DIR"] = str(var_dir)
     os.environ.pop("ARTIFACT_ROOT", None)
     os.environ["CELERY_BROKER_URL"] = "filesystem://"
+    # A scratch database is production mode (see settings): it needs a key.
+    os.environ.setdefault("SECRET_KEY", "bench-" + "x" * 50)
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     else:
@@ -112,7 +114,7 @@ def setup_database(result, X):
     from django.core.management import call_command
     from knox.models import AuthToken
 
-    from govsite import roles
+    from core import roles
     from registry.registration import register_training_result
 
     call_command("migrate", verbosity=0)

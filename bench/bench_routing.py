@@ -91,8 +91,8 @@ def build_split() -> str:
     from django.contrib.auth.models import Group, User
     from knox.models import AuthToken
 
-    from govsite import roles, synthetic
-    from registry import services
+    from core import roles
+    from registry import services, synthetic
     from registry.registration import register_training_result
     from registry.traffic import traffic_set
     from registry.training import train

@@ -3,16 +3,25 @@
 import io
 import json
 import math
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, parsers, permissions
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.audit import audit_permission_denied
+from core.errors import DomainError
+
+if TYPE_CHECKING:
+    # Type-only: DRF's views module imports this one (DEFAULT_PARSER_CLASSES) while it
+    # defines APIView, so importing APIView here at run time is circular.
+    from rest_framework.views import APIView
 
 
 class ApiError(exceptions.APIException):
@@ -21,7 +30,9 @@ class ApiError(exceptions.APIException):
     status_code = 400
     default_detail = "Invalid request."
 
-    def __init__(self, message: str, details: dict | None = None, status: int | None = None):
+    def __init__(
+        self, message: str, details: dict[str, Any] | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
@@ -29,7 +40,7 @@ class ApiError(exceptions.APIException):
             self.status_code = status
 
 
-def _flatten_message(detail) -> str:
+def _flatten_message(detail: object) -> str:
     if isinstance(detail, dict):
         return "Invalid input."
     if isinstance(detail, list):
@@ -37,9 +48,14 @@ def _flatten_message(detail) -> str:
     return str(detail)
 
 
-def exception_handler(exc, context):
-    """Render every API error as {"error": "...", "details": {...}}."""
-    if isinstance(exc, Http404):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render every API error as {"error": "...", "details": {...}}.
+
+    A service's DomainError is mapped here, once, with its message, details and status
+    (DRF's own handler knows only its APIException); API views do not catch them."""
+    if isinstance(exc, DomainError):
+        exc = ApiError(exc.message, exc.details, status=exc.status)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -48,8 +64,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         exc = exceptions.ParseError(f"too many fields or files in the form: {exc}")
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response  # None: not an API error, DRF lets it through as a 500
     if isinstance(exc, exceptions.PermissionDenied):
         _audit_denial(context)
     if isinstance(exc, ApiError):
@@ -62,7 +78,7 @@ def exception_handler(exc, context):
     return Response(_encodable(body), status=response.status_code, headers=_auth_headers(response))
 
 
-def _encodable(value):
+def _encodable(value: object) -> object:
     """Error details echo the input; an unpaired surrogate in it (JSON lets "\\ud800"
     through) would make the UTF-8 answer itself fail, so it is shown escaped."""
     if isinstance(value, dict):
@@ -74,7 +90,7 @@ def _encodable(value):
     return value
 
 
-def has_unstorable_text(value) -> bool:
+def has_unstorable_text(value: object) -> bool:
     """Whether a parsed JSON value holds text the database cannot store: a NUL or an
     unpaired surrogate, in a key or a string."""
     if isinstance(value, dict):
@@ -93,14 +109,14 @@ def has_unstorable_text(value) -> bool:
 class BodyTooLarge(exceptions.APIException):
     status_code = 413
 
-    def __init__(self):
+    def __init__(self) -> None:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         super().__init__(
             f"the request body is larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)"
         )
 
 
-def read_limited(stream, parser_context) -> bytes:
+def read_limited(stream: IO[Any] | None, parser_context: Mapping[str, Any] | None) -> bytes:
     """The body, refused with 413 past DATA_UPLOAD_MAX_MEMORY_SIZE before it is read
     (DRF's parsers read the stream whole, past Django's own check of that limit)."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -118,12 +134,14 @@ def read_limited(stream, parser_context) -> bytes:
     return body
 
 
-def _unique_keys(pairs: list) -> dict:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise ValueError(f"duplicate key {key[:64]!r} in an object")
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key[:64]!r} in an object")
+            seen.add(key)
     return obj
 
 
@@ -134,7 +152,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def json_loads_strict(text: str | bytes, *, finite: bool = True):
+def json_loads_strict(text: str | bytes, *, finite: bool = True) -> Any:
     """json.loads that refuses what the API never means: NaN and Infinity, numbers beyond
     float range (1e999), duplicate keys, and nesting past the interpreter's recursion
     limit (a RecursionError that would otherwise be a 500). Raises ValueError.
@@ -150,14 +168,19 @@ def json_loads_strict(text: str | bytes, *, finite: bool = True):
         raise ValueError("JSON nested too deeply") from None
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
 class JSONParser(parsers.JSONParser):
     """JSON bodies within the upload limit, parsed by `json_loads_strict`."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
         body = read_limited(stream, parser_context)
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
@@ -169,23 +192,28 @@ class JSONParser(parsers.JSONParser):
 class FormParser(parsers.FormParser):
     """Form bodies within the upload limit (DRF's reads the stream whole)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self,
+        stream: IO[Any],
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
         body = read_limited(stream, parser_context)
         return super().parse(io.BytesIO(body), media_type, parser_context)
 
 
-def _audit_denial(context) -> None:
+def _audit_denial(context: Mapping[str, Any]) -> None:
     request, view = context.get("request"), context.get("view")
     if request is None or not request.user.is_authenticated:
         return
 
-    required = []
+    required: list[str] = []
     for perm_class in getattr(view, "permission_classes", []):
         required.extend(getattr(perm_class, "required", ()))
     audit_permission_denied(request, required)
 
 
-def _auth_headers(response) -> dict:
+def _auth_headers(response: Response) -> dict[str, str]:
     headers = {}
     for name in ("WWW-Authenticate", "Retry-After"):
         if name in response:
@@ -200,7 +228,7 @@ def require_perms(*perms: str) -> type[permissions.BasePermission]:
         required = perms
         message = "Your role does not allow this action."
 
-        def has_permission(self, request, view):
+        def has_permission(self, request: Request, view: "APIView") -> bool:
             user = request.user
             return bool(user and user.is_authenticated and user.has_perms(self.required))
 
@@ -217,7 +245,7 @@ def require_any_perm(*perms: str) -> type[permissions.BasePermission]:
         required = perms
         message = "Your role does not allow this action."
 
-        def has_permission(self, request, view):
+        def has_permission(self, request: Request, view: "APIView") -> bool:
             user = request.user
             return bool(user and user.is_authenticated and any(map(user.has_perm, perms)))
 

@@ -8,10 +8,15 @@ views do not catch them.
 """
 
 import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from django.db import transaction
 
 from core.audit import audit_record
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class DomainError(Exception):
@@ -27,11 +32,11 @@ class DomainError(Exception):
     def __init__(
         self,
         message: str,
-        details: dict | None = None,
+        details: dict[str, Any] | None = None,
         status: int | None = None,
-        audit: dict | None = None,
-        persist=None,
-    ):
+        audit: dict[str, Any] | None = None,
+        persist: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
@@ -41,12 +46,12 @@ class DomainError(Exception):
             self.status = status
 
 
-def records_failures(fn):
+def records_failures(fn: Callable[P, R]) -> Callable[P, R]:
     """Outermost decorator of a service: after its transaction rolled back, write what a
     refusal must leave behind (an audit event, an expiry)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except DomainError as exc:

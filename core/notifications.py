@@ -2,7 +2,9 @@
 
 import json
 import urllib.request
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,7 +24,14 @@ def role_emails(role: str) -> list[str]:
     )
 
 
-def notification_queue(*, event: str, subject: str, body: str, roles=(), payload=None):
+def notification_queue(
+    *,
+    event: str,
+    subject: str,
+    body: str,
+    roles: Iterable[str] = (),
+    payload: dict[str, Any] | None = None,
+) -> Notification:
     """Store an outbox row and enqueue its delivery once the caller's transaction commits."""
     recipients = sorted({email for role in roles for email in role_emails(role)})
     note = Notification.objects.create(
@@ -40,19 +49,19 @@ def notification_queue(*, event: str, subject: str, body: str, roles=(), payload
     return note
 
 
-def notifications_pending(*, now=None) -> list[int]:
+def notifications_pending(*, now: datetime | None = None) -> list[int]:
     """Outbox rows still pending ``PENDING_REQUEUE_SECONDS`` after they were stored: their
     enqueue met a broker that was down, or the message was lost. The requeue sweep sends
     them again; delivery claims a row first, so a duplicate message sends nothing twice."""
     now = now or timezone.now()
-    waited = now - timedelta(seconds=getattr(settings, "PENDING_REQUEUE_SECONDS", 300))
+    waited = now - timedelta(seconds=settings.PENDING_REQUEUE_SECONDS)
     pending = Notification.objects.filter(
         status=Notification.Status.PENDING, created_at__lt=waited
     ).order_by("created_at")
     return list(pending.values_list("pk", flat=True)[:500])
 
 
-def _post_webhook(url: str, message: dict) -> None:
+def _post_webhook(url: str, message: dict[str, Any]) -> None:
     data = json.dumps(message).encode()
     request = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json"}, method="POST"

@@ -6,6 +6,8 @@ the single source of truth. Adding a permission to a role needs a new migration
 that calls `roles_sync` again.
 """
 
+from django.apps.registry import Apps
+
 ML_ENGINEER = "ML engineer"
 APPROVER = "Approver"
 ANALYST = "Analyst"
@@ -36,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.view_mlmodelversion",
         "registry.change_mlmodelversion",
         "registry.view_approvalrequest",
+        "registry.view_policychange",
         "core.view_auditevent",
         "registry.approve_version",
         "registry.promote_version",
@@ -76,12 +79,18 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def roles_sync(apps=None, *, role_permissions: dict[str, list[str]] | None = None) -> None:
+def roles_sync(
+    apps: Apps | None = None, *, role_permissions: dict[str, list[str]] | None = None
+) -> None:
     """Create every role group and give it exactly its permissions (idempotent).
 
-    A migration that ran before a permission moved passes the mapping of its day.
+    A migration that ran before a permission moved passes the mapping of its day. Run by
+    a migration (``apps`` given), a permission of a model that a later migration creates
+    is left for that later migration's own ``roles_sync``; run live, every permission
+    must exist.
     """
     role_permissions = ROLE_PERMISSIONS if role_permissions is None else role_permissions
+    historical = apps is not None
     if apps is None:
         from django.apps import apps as global_apps
 
@@ -90,8 +99,9 @@ def roles_sync(apps=None, *, role_permissions: dict[str, list[str]] | None = Non
 
     for app_config in apps.get_app_configs():
         # Permissions are normally created after all migrations; make sure they
-        # exist now so the groups can reference them.
-        app_config.models_module = True
+        # exist now so the groups can reference them. create_permissions only tests
+        # models_module for truth; historical app configs have no module to put there.
+        app_config.models_module = True  # type: ignore[assignment]
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
@@ -101,7 +111,11 @@ def roles_sync(apps=None, *, role_permissions: dict[str, list[str]] | None = Non
         perms = []
         for dotted in perm_names:
             app_label, codename = dotted.split(".")
-            perms.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            found = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if found is None and not historical:
+                raise LookupError(f"role {role!r} names an unknown permission {dotted}")
+            if found is not None:
+                perms.append(found)
         group.permissions.set(perms)

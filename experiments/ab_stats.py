@@ -39,6 +39,12 @@ class Proportion:
     low: float | None
     high: float | None
 
+    def interval(self) -> tuple[float, float, float]:
+        """(value, low, high); an arm without trials has none."""
+        if self.value is None or self.low is None or self.high is None:
+            raise ValueError("an arm without trials has no interval")
+        return self.value, self.low, self.high
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -66,9 +72,10 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> Proportion:
 
 def newcombe(a: Proportion, b: Proportion) -> tuple[float, float]:
     """Newcombe's hybrid score interval for b.value - a.value from two Wilson intervals."""
-    d = b.value - a.value
-    low = d - math.sqrt((b.value - b.low) ** 2 + (a.high - a.value) ** 2)
-    high = d + math.sqrt((b.high - b.value) ** 2 + (a.value - a.low) ** 2)
+    (va, la, ha), (vb, lb, hb) = a.interval(), b.interval()
+    d = vb - va
+    low = d - math.sqrt((vb - lb) ** 2 + (ha - va) ** 2)
+    high = d + math.sqrt((hb - vb) ** 2 + (va - la) ** 2)
     return max(-1.0, low), min(1.0, high)
 
 
@@ -86,7 +93,8 @@ def compare(champion: Proportion, challenger: Proportion) -> Comparison:
     fixed-horizon z-test and the mSPRT."""
     if not champion.trials or not challenger.trials:
         return Comparison(None, None, None, None, None, None, None, False)
-    p1, n1, p2, n2 = champion.value, champion.trials, challenger.value, challenger.trials
+    p1, n1 = champion.interval()[0], champion.trials
+    p2, n2 = challenger.interval()[0], challenger.trials
     d = p2 - p1
     low, high = newcombe(champion, challenger)
     variance = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2

@@ -222,8 +222,9 @@ def experiment_guardrail(*, experiment_id: int) -> list[str]:
     if experiment.status != Experiment.Status.RUNNING:
         return []
     results = experiment_results(experiment=experiment)
-    p = results.comparison.msprt_p_value if results.comparison else None
-    if p is not None and results.comparison.enough_data:
+    comparison = results.comparison
+    p = comparison.msprt_p_value if comparison else None
+    if p is not None and comparison is not None and comparison.enough_data:
         experiment.min_p_value = min(p, experiment.min_p_value or 1.0)
     experiment.last_checked_at = timezone.now()
     experiment.save(update_fields=["min_p_value", "last_checked_at"])

@@ -6,10 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import ApiError, require_perms
-from explain.selectors import IncidentNotFound, explanation_payload, incident_prediction
-from explain.services import ExplainInputError, explanation_for_prediction
-from explain.shap_core import TOP_K, AdditivityError
-from registry.artifacts import ArtifactIntegrityError
+from explain.selectors import explanation_payload, incident_prediction
+from explain.services import explanation_for_prediction
+from explain.shap_core import TOP_K
 
 MAX_TOP_K = 50
 
@@ -47,42 +46,14 @@ class IncidentExplanationView(APIView):
     )
     def get(self, request, incident_id: str):
         top_k = _top_k(request.query_params.get("top_k"))
-        try:
-            prediction = incident_prediction(
-                incident_id=incident_id,
-                version=request.query_params.get("version") or None,
-                model=request.query_params.get("model") or None,
-            )
-        except IncidentNotFound as exc:
-            raise ApiError(exc.message, exc.details, status=404) from None
-        explanation, cached = _explain(prediction, request.user)
+        prediction = incident_prediction(
+            incident_id=incident_id,
+            version=request.query_params.get("version") or None,
+            model=request.query_params.get("model") or None,
+        )
+        explanation, cached = explanation_for_prediction(prediction=prediction, actor=request.user)
         return Response(
             explanation_payload(
                 prediction=prediction, explanation=explanation, cached=cached, top_k=top_k
             )
         )
-
-
-def _explain(prediction, user):
-    version = prediction.version
-    where = {
-        "incident_id": prediction.incident_id,
-        "model": version.model.name,
-        "version": version.version,
-    }
-    try:
-        return explanation_for_prediction(prediction=prediction, actor=user)
-    except ArtifactIntegrityError as exc:
-        raise ApiError(
-            f"the artifact of {version} failed verification; no explanation is given",
-            {**where, "expected_sha256": exc.expected, "actual_sha256": exc.actual or ""},
-            status=409,
-        ) from None
-    except ExplainInputError as exc:
-        raise ApiError(str(exc), where, status=409) from None
-    except AdditivityError as exc:
-        raise ApiError(
-            "the explanation does not add up to the model's margin",
-            {**where, "reason": str(exc)},
-            status=500,
-        ) from None

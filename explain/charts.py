@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from core.chart_text import chart_text
 
 WATERFALL_TOP = 8
 
@@ -43,7 +46,9 @@ def waterfall(
     summed into one "other features" bar, then the total. Bars are listed bottom to top
     (the largest contribution just under the total, as in shap's waterfall plot)."""
     shown, rest = rows[:top], rows[top:]
-    bars = [{"label": "base value E[f(x)]", "measure": "absolute", "value": base_value}]
+    bars: list[dict[str, Any]] = [
+        {"label": "base value E[f(x)]", "measure": "absolute", "value": base_value}
+    ]
     if rest:
         bars.append(
             {
@@ -56,10 +61,10 @@ def waterfall(
     for row in reversed(shown):
         bars.append(
             {
-                "label": row["name"],
+                "label": chart_text(row["name"]),
                 "measure": "relative",
                 "value": row["contribution"],
-                "feature_value": row["level"] or row["value"],
+                "feature_value": chart_text(row["level"] or row["value"]),
             }
         )
     bars.append({"label": "f(x) margin", "measure": "total", "value": margin})

@@ -9,22 +9,20 @@ import numpy as np
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.errors import DomainError
 from explain.models import Explanation
 from explain.services import feature_hash
 from explain.shap_core import contributions_to_api
-from monitoring.models import PredictionLog
+from monitoring.models import FeedbackEvent, PredictionLog
 from registry.models import MLModelVersion
 
 ACTING_ROLES = (PredictionLog.Role.CHAMPION, PredictionLog.Role.CHALLENGER)
 
 
-class IncidentNotFound(LookupError):
-    """No logged prediction matches; ``details`` says what was asked and what exists."""
+class IncidentNotFound(DomainError, LookupError):
+    """No logged prediction matches (404); ``details`` says what was asked and what exists."""
 
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
+    status = 404
 
 
 def _acting_first(row: PredictionLog) -> tuple:
@@ -36,6 +34,16 @@ def incident_predictions(*, incident_id: str) -> list[PredictionLog]:
     newest first within each group (sorted here: an incident has a handful of rows)."""
     rows = PredictionLog.objects.filter(incident_id=incident_id).select_related("version__model")
     return sorted(rows, key=_acting_first)
+
+
+def incident_verdicts(*, incident_id: str) -> list[FeedbackEvent]:
+    """Every verdict given on an incident's predictions, oldest first, with who gave it,
+    the label it replaced and the note."""
+    return list(
+        FeedbackEvent.objects.filter(prediction__incident_id=incident_id)
+        .select_related("user", "prediction__version__model")
+        .order_by("created_at", "id")
+    )
 
 
 def incident_prediction(
@@ -75,18 +83,6 @@ class IncidentFilters:
     end: date | None = None
     verdict: str = ""  # "threat", "benign", "none" or "" for any
     errors: dict = field(default_factory=dict)
-
-    def as_query(self) -> dict:
-        values = {
-            "model": self.model,
-            "version": self.version,
-            "score_min": self.score_min,
-            "score_max": self.score_max,
-            "start": self.start,
-            "end": self.end,
-            "verdict": self.verdict,
-        }
-        return {k: v for k, v in values.items() if v not in (None, "")}
 
 
 def incident_list(*, filters: IncidentFilters) -> QuerySet:

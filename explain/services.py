@@ -11,25 +11,47 @@ bytes), so the same row scored by the same version is explained once.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from core.errors import DomainError
 from explain import shap_core
 from explain.models import Explanation
 from monitoring.models import PredictionLog
+from registry.artifacts import ArtifactIntegrityError
 from registry.models import MLModelVersion
 from registry.services import version_load_booster
+from registry.training import ArtifactFormatError
+
+logger = logging.getLogger(__name__)
 
 
-class ExplainInputError(Exception):
-    """A logged prediction cannot be explained by its version (schema mismatch)."""
+class ExplainInputError(DomainError):
+    """A logged prediction cannot be explained by its version (schema mismatch): 409."""
+
+    status = 409
+
+
+class ArtifactRefused(DomainError):
+    """The stored artifact fails the structural checks (``registry.tree_check``), for
+    example one registered before they existed: 409, naming the tree and node."""
+
+    status = 409
+
+
+class ExplanationFailed(DomainError):
+    """The explanation does not add up to the model's margin (``shap_core.AdditivityError``,
+    which the Django-free core raises): 500, with the residual as ``details["reason"]``."""
+
+    status = 500
 
 
 def feature_hash(raw: bytes) -> str:
@@ -50,13 +72,29 @@ def version_explainer(*, version: MLModelVersion, actor=None) -> shap_core.Expla
     )
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _rows_matrix(raws: list[bytes], n_features: int) -> np.ndarray:
     matrix = np.frombuffer(b"".join(raws), dtype="<f8")
     if any(len(raw) != n_features * 8 for raw in raws):
         raise ExplainInputError(
             f"logged feature vectors do not have the version's {n_features} features"
         )
-    return matrix.reshape(len(raws), n_features)
+    matrix = matrix.reshape(len(raws), n_features)
+    if unexplainable(matrix).any():
+        raise ExplainInputError(
+            "a logged feature value is not finite in float32, the precision the model "
+            "scores in (logged before ingest refused such values)"
+        )
+    return matrix
+
+
+def unexplainable(matrix: np.ndarray) -> np.ndarray:
+    """Rows the model cannot score: a value that is NaN, infinite, or beyond float32
+    range (XGBoost reads features as float32, so 1e300 becomes inf there)."""
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(matrix) <= FLOAT32_MAX).all(axis=1)
 
 
 def _explanations_build(
@@ -110,8 +148,41 @@ def explanation_for_prediction(
     """The explanation of one logged prediction and whether it came from the cache.
 
     The artifact is verified on both paths: an integrity failure must stop the
-    answer even when an explanation was stored before the file was altered.
+    answer even when an explanation was stored before the file was altered. A refusal
+    is a DomainError whose ``details`` name the incident, model and version:
+    ``ArtifactIntegrityError`` (409, with both hashes), ``ExplainInputError`` (409) or
+    ``ExplanationFailed`` (500, an explanation that does not add up).
     """
+    version = prediction.version
+    where = {
+        "incident_id": prediction.incident_id,
+        "model": version.model.name,
+        "version": version.version,
+    }
+    try:
+        return _explanation_for_prediction(prediction, actor)
+    except ArtifactIntegrityError as exc:
+        raise ArtifactIntegrityError(
+            f"the artifact of {version} failed verification; no explanation is given",
+            expected=exc.expected,
+            actual=exc.actual,
+            details=where,
+        ) from exc
+    except ExplainInputError as exc:
+        raise ExplainInputError(exc.message, where) from None
+    except ArtifactFormatError as exc:
+        raise ArtifactRefused(
+            f"the artifact of {version} is refused; no explanation is given: {exc.message}",
+            {**where, **exc.details},
+        ) from None
+    except shap_core.AdditivityError as exc:
+        raise ExplanationFailed(
+            "the explanation does not add up to the model's margin",
+            {**where, "reason": str(exc)},
+        ) from exc
+
+
+def _explanation_for_prediction(prediction: PredictionLog, actor) -> tuple[Explanation, bool]:
     version = prediction.version
     raw = bytes(prediction.features)
     key = feature_hash(raw)
@@ -122,9 +193,23 @@ def explanation_for_prediction(
         return cached, True
     batch = explainer.explain(_rows_matrix([raw], len(version.feature_names)))
     built = _explanations_build(version, [raw], [key], batch)[0]
-    # On a conflict another request stored the same deterministic values first.
-    Explanation.objects.bulk_create([built], ignore_conflicts=True)
+    _cache_store(built)
     return built, False
+
+
+def _cache_store(built: Explanation) -> None:
+    """Store an on-demand explanation. On a conflict another request stored the same
+    deterministic values first. On the embedded SQLite a write that holds the database
+    past the busy timeout (a long feedback load) makes the insert fail with "database
+    is locked": the answer does not need the row (the next request or the precompute
+    stores it), so the read is served instead of failing."""
+    try:
+        with transaction.atomic():
+            Explanation.objects.bulk_create([built], ignore_conflicts=True)
+    except OperationalError as exc:
+        if connection.vendor != "sqlite" or "locked" not in str(exc):
+            raise
+        logger.warning("explanation of %s not cached: %s", built.feature_hash[:12], exc)
 
 
 def explanation_check(explanation: Explanation) -> None:
@@ -144,9 +229,16 @@ class PrecomputeReport:
     scanned: int = 0
     explained: int = 0
     batches: int = 0
+    # {"prediction": id, "reason": ...} for each row left out so the rest are stored
+    skipped: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"scanned": self.scanned, "explained": self.explained, "batches": self.batches}
+        return {
+            "scanned": self.scanned,
+            "explained": self.explained,
+            "batches": self.batches,
+            "skipped": self.skipped,
+        }
 
 
 def high_risk_predictions(*, model=None) -> QuerySet:
@@ -186,21 +278,42 @@ def explanations_precompute(
     report = PrecomputeReport()
     versions: dict[int, MLModelVersion] = {}
     for chunk in _chunks(predictions, batch_size):
-        by_version: dict[int, list[bytes]] = defaultdict(list)
-        for _, version_id, raw in chunk:
-            by_version[version_id].append(bytes(raw))
-        for version_id, raws in by_version.items():
+        by_version: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for pk, version_id, raw in chunk:
+            by_version[version_id].append((pk, bytes(raw)))
+        for version_id, rows in by_version.items():
             if version_id not in versions:
                 versions[version_id] = MLModelVersion.objects.select_related("model").get(
                     pk=version_id
                 )
-            created = explanations_store(version=versions[version_id], raws=raws)
+            raws = _explainable_rows(versions[version_id], rows, report.skipped)
+            created = explanations_store(version=versions[version_id], raws=raws) if raws else 0
             report.explained += created
             report.batches += 1 if created else 0
         report.scanned += len(chunk)
         if progress is not None:
             progress(len(chunk))
     return report
+
+
+def _explainable_rows(
+    version: MLModelVersion, rows: list[tuple[int, bytes]], skipped: list[dict]
+) -> list[bytes]:
+    """The feature bytes of the rows the version can explain; the others are added to
+    ``skipped`` with the reason, so that one bad row does not lose its batch."""
+    width = len(version.feature_names) * 8
+    sized = [(pk, raw) for pk, raw in rows if len(raw) == width]
+    for pk, raw in rows:
+        if len(raw) != width:
+            skipped.append({"prediction": pk, "reason": "features do not match the schema"})
+    if not sized:
+        return []
+    matrix = np.frombuffer(b"".join(raw for _, raw in sized), dtype="<f8").reshape(len(sized), -1)
+    bad = unexplainable(matrix)
+    for (pk, _), refused in zip(sized, bad, strict=True):
+        if refused:
+            skipped.append({"prediction": pk, "reason": "a feature value is not finite in float32"})
+    return [raw for (_, raw), refused in zip(sized, bad, strict=True) if not refused]
 
 
 def explanations_precompute_recent(

@@ -23,8 +23,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import shap
 import xgboost as xgb
 
@@ -33,13 +35,19 @@ TOP_K = 5
 # Batches up to this many rows are explained single-threaded (see Explainer).
 SMALL_BATCH = 32
 
+_V = TypeVar("_V")
+
 
 class AdditivityError(RuntimeError):
     """base value + contributions does not reproduce the model's margin."""
 
 
 def check_additivity(
-    base_value, contributions: np.ndarray, margin: np.ndarray, *, atol: float = ADDITIVITY_TOLERANCE
+    base_value: npt.ArrayLike,
+    contributions: np.ndarray,
+    margin: np.ndarray,
+    *,
+    atol: float = ADDITIVITY_TOLERANCE,
 ) -> np.ndarray:
     """Residuals ``base + sum(contributions) - margin`` per row; raises if any exceeds atol.
 
@@ -49,7 +57,9 @@ def check_additivity(
     margin = np.asarray(margin, dtype=np.float64).reshape(-1)
     if contributions.ndim != 2 or contributions.shape[0] != margin.shape[0]:
         raise ValueError("contributions must be (n, p) and margin (n,)")
-    residual = np.asarray(base_value, dtype=np.float64) + contributions.sum(axis=1) - margin
+    residual: np.ndarray = (
+        np.asarray(base_value, dtype=np.float64) + contributions.sum(axis=1) - margin
+    )
     bad = ~(np.abs(residual) <= atol)
     if bad.any():
         worst = int(np.argmax(np.where(np.isnan(residual), np.inf, np.abs(residual))))
@@ -60,7 +70,9 @@ def check_additivity(
     return residual
 
 
-def contributions_to_api(names: Sequence[str], values: np.ndarray, top_k: int = TOP_K) -> dict:
+def contributions_to_api(
+    names: Sequence[str], values: np.ndarray, top_k: int = TOP_K
+) -> dict[str, Any]:
     """The explanation object of the API for one row.
 
     ``top_positive``: up to ``top_k`` ``[name, value]`` pairs with value > 0, largest
@@ -100,10 +112,10 @@ class ExplanationBatch:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
-    def to_api(self, row_index: int = 0, top_k: int = TOP_K) -> dict:
+    def to_api(self, row_index: int = 0, top_k: int = TOP_K) -> dict[str, Any]:
         return contributions_to_api(self.feature_names, self.values[row_index], top_k)
 
-    def row(self, row_index: int, top_k: int = TOP_K) -> dict:
+    def row(self, row_index: int, top_k: int = TOP_K) -> dict[str, Any]:
         """Everything a per-incident page needs, JSON-ready."""
         return {
             "explanation": self.to_api(row_index, top_k),
@@ -147,6 +159,8 @@ class Explainer:
             )
         self.booster = booster
         self.feature_names = tuple(names)
+        # (single-threaded booster copy, its shap explainer, the lock serialising it)
+        self._small: tuple[xgb.Booster, Any, threading.Lock] | None
         if background is None:
             self.method = "tree_path_dependent"
             self._shap = shap.TreeExplainer(
@@ -181,7 +195,7 @@ class Explainer:
     def base_value(self) -> float:
         return float(np.ravel(self._shap.expected_value)[0])
 
-    def _as_matrix(self, X) -> np.ndarray:
+    def _as_matrix(self, X: npt.ArrayLike) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         X = X.reshape(1, -1) if X.ndim == 1 else X
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
@@ -190,13 +204,14 @@ class Explainer:
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         dmatrix = xgb.DMatrix(self._as_matrix(X), feature_names=list(self.feature_names))
-        return self.booster.predict(dmatrix, output_margin=True).astype(np.float64)
+        margin: np.ndarray = self.booster.predict(dmatrix, output_margin=True).astype(np.float64)
+        return margin
 
     def explain(self, X: np.ndarray) -> ExplanationBatch:
         """Contributions for every row of ``X`` (one shap call), additivity checked."""
         X = self._as_matrix(X)
-        small = self._small is not None and X.shape[0] <= SMALL_BATCH
-        booster, explainer, lock = self._small if small else (self.booster, self._shap, self._lock)
+        small = self._small if X.shape[0] <= SMALL_BATCH else None
+        booster, explainer, lock = small or (self.booster, self._shap, self._lock)
         dmatrix = xgb.DMatrix(
             X, feature_names=list(self.feature_names), nthread=1 if small else None
         )
@@ -221,32 +236,31 @@ class Explainer:
         )
 
 
-class ExplainerCache:
+class ExplainerCache(Generic[_V]):
     """A small thread-safe LRU; each key is built at most once at a time."""
 
-    def __init__(self, maxsize: int = 8):
+    def __init__(self, maxsize: int = 8) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._items: OrderedDict[Hashable, _V] = OrderedDict()
         self._building: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def _lookup(self, key):
+    def _hit(self, key: Hashable) -> bool:
+        """Whether ``key`` is cached, then marked most recently used (hold the lock)."""
         if key in self._items:
             self._items.move_to_end(key)
-            return True, self._items[key]
-        return False, None
+            return True
+        return False
 
-    def get(self, key: Hashable, factory: Callable[[], object]):
+    def get(self, key: Hashable, factory: Callable[[], _V]) -> _V:
         with self._lock:
-            found, value = self._lookup(key)
-            if found:
-                return value
+            if self._hit(key):
+                return self._items[key]
             key_lock = self._building.setdefault(key, threading.Lock())
         with key_lock:  # other keys keep being served while this one builds
             with self._lock:
-                found, value = self._lookup(key)
-            if found:
-                return value
+                if self._hit(key):
+                    return self._items[key]
             try:
                 value = factory()
             except BaseException:
@@ -270,7 +284,7 @@ class ExplainerCache:
         return len(self._items)
 
 
-_EXPLAINERS = ExplainerCache(maxsize=8)
+_EXPLAINERS: ExplainerCache[Explainer] = ExplainerCache(maxsize=8)
 
 
 def get_explainer(

@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_date
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from core.chart_text import chart_text, chart_texts
 from core.views import form_text, perm_required
 from explain import charts
 from explain.selectors import (
@@ -19,10 +20,10 @@ from explain.selectors import (
     incident_list,
     incident_prediction,
     incident_predictions,
+    incident_verdicts,
     version_importance,
 )
-from explain.services import ExplainInputError, explanation_for_prediction
-from explain.shap_core import AdditivityError
+from explain.services import ExplainInputError, ExplanationFailed, explanation_for_prediction
 from monitoring.feedback import feedback_record_many
 from registry.artifacts import ArtifactIntegrityError
 from registry.models import MLModel, MLModelVersion
@@ -115,8 +116,10 @@ def _explained(prediction, user) -> dict:
             "trail.",
             409,
         ) from None
-    except (AdditivityError, ExplainInputError) as exc:
-        raise ExplainFailure(f"No explanation: {exc}", 500) from None
+    except ExplanationFailed as exc:
+        raise ExplainFailure(f"No explanation: {exc.details['reason']}", 500) from None
+    except ExplainInputError as exc:
+        raise ExplainFailure(f"No explanation: {exc}", exc.status) from None
     rows = charts.feature_rows(
         prediction.version.feature_schema,
         prediction.feature_vector(),
@@ -172,6 +175,7 @@ def incident(request, incident_id: str):
             top=_top(request),
         ),
         scored_by=list(incident_predictions(incident_id=incident_id)),
+        verdicts=incident_verdicts(incident_id=incident_id),
         can_give_feedback=request.user.has_perm("monitoring.give_feedback"),
     )
     return render(request, "explain/incident.html", context)
@@ -219,8 +223,8 @@ def _comparison_table(sides) -> list[dict]:
         a, b = by_name[0].get(name), by_name[1].get(name)
         ca = a["contribution"] if a else None
         cb = b["contribution"] if b else None
-        delta = (cb - ca) if a and b else None
-        value = (a or b)["value"]
+        delta = cb - ca if ca is not None and cb is not None else None
+        value = a["value"] if a else b["value"] if b else None
         table.append({"name": name, "value": value, "a": ca, "b": cb, "delta": delta})
     return sorted(table, key=lambda r: -abs(r["delta"] or 0.0))
 
@@ -231,9 +235,9 @@ def importance(request, pk: int):
     version = get_object_or_404(MLModelVersion.objects.select_related("model"), pk=pk)
     result = version_importance(version=version)
     chart = {
-        "names": result.names,
+        "names": chart_texts(result.names),
         "mean_abs": result.mean_abs,
-        "strips": result.strips,
+        "strips": [{**strip, "feature": chart_text(strip["feature"])} for strip in result.strips],
     }
     return render(
         request,

@@ -1,14 +1,17 @@
-"""Fairness audits in the admin: read-only records (audits are evidence and never edited)."""
+"""Fairness audits in the admin: read-only records (audits are evidence and never edited;
+they are created through the service, from the UI, the API or a command, which enqueues
+them)."""
 
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.admin import ReadOnlyAdmin
 from fairness.models import FairnessAudit
 
 
 @admin.register(FairnessAudit)
-class FairnessAuditAdmin(admin.ModelAdmin):
+class FairnessAuditAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "version",
@@ -21,11 +24,8 @@ class FairnessAuditAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "verdict", "source", "trigger", "version__model"]
     search_fields = ["version__model__name", "version__version"]
-    readonly_fields = ["page_link"]
+    readonly_fields = ["page_link"]  # with every field (ReadOnlyAdmin)
     list_select_related = ["version__model"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + ["page_link"]
 
     @admin.display(description="Audit page")
     def page_link(self, obj):
@@ -37,13 +37,3 @@ class FairnessAuditAdmin(admin.ModelAdmin):
         return request.user.has_perm("fairness.view_fairness") or super().has_view_permission(
             request, obj
         )
-
-    def has_add_permission(self, request):
-        # Audits are created through the service (UI, API, command), which enqueues them.
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from core.api import ApiError, require_perms
 from fairness.models import FairnessAudit
 from fairness.serializers import AuditRequestSerializer, FairnessAuditSerializer
-from fairness.services import AuditInputError, fairness_audit_check_data, fairness_audit_create
+from fairness.services import fairness_audit_check_data, fairness_audit_create
 from registry.models import MLModelVersion
 
 CanView = require_perms("fairness.view_fairness")
@@ -54,11 +54,8 @@ class AuditListView(generics.ListCreateAPIView):
             "period_start": data.get("period_start"),
             "period_end": data.get("period_end"),
         }
-        try:
-            fairness_audit_check_data(**params)
-            audit = fairness_audit_create(**params, requested_by=request.user)
-        except AuditInputError as exc:
-            raise ApiError(exc.message, exc.details) from None
+        fairness_audit_check_data(**params)
+        audit = fairness_audit_create(**params, requested_by=request.user)
         return Response(FairnessAuditSerializer(audit).data, status=status.HTTP_202_ACCEPTED)
 
 

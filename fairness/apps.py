@@ -9,6 +9,6 @@ class FairnessConfig(AppConfig):
         from fairness import gate
         from registry import extensions
 
-        extensions.add_evidence_section("fairness", gate.latest_fairness)
+        extensions.add_evidence_section("fairness", gate.fairness_evidence)
         extensions.add_gate_check(gate.fairness_gate_checks)
         extensions.on_approval_requested(gate.audit_on_approval_request)

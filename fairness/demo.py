@@ -48,8 +48,10 @@ def _audit_logged(version: MLModelVersion, stdout) -> None:
     except AuditInputError as exc:
         stdout.write(f"no logged-predictions audit of {version}: {exc.message}")
         return
-    audit = fairness_audit_create(version=version, enqueue=False, **params)
-    audit = fairness_audit_execute_now(audit_id=audit.pk)
+    created = fairness_audit_create(version=version, enqueue=False, **params)
+    audit = fairness_audit_execute_now(audit_id=created.pk)
+    if audit is None:  # a worker claimed it first
+        return
     rows = audit.data_summary.get("rows", 0)
     stdout.write(
         f"fairness audit #{audit.pk} of {version} on {rows} logged predictions: {audit.verdict}"

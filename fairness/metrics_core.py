@@ -33,9 +33,10 @@ four-fifths rule (29 C.F.R. 1607.4(D)) is applied to the *adverse* outcome:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, SupportsFloat
 
 import numpy as np
 from scipy import stats
@@ -118,8 +119,8 @@ def _factorize_text(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     (or too many distinct values) the caller falls back to ``np.unique``.
     """
     arr = np.ascontiguousarray(arr)
-    word = np.uint64 if arr.dtype.itemsize % 8 == 0 else np.uint32
-    words = arr.view(word).reshape(arr.size, -1)
+    wide = arr.dtype.itemsize % 8 == 0
+    words = (arr.view(np.uint64) if wide else arr.view(np.uint32)).reshape(arr.size, -1)
     h = np.full(arr.size, _FNV_OFFSET)
     for j in range(words.shape[1]):
         h ^= words[:, j]
@@ -183,7 +184,8 @@ class ContingencyTable:
 
     @cached_property
     def n_events(self) -> np.ndarray:
-        return self.counts.sum(axis=1)
+        events: np.ndarray = self.counts.sum(axis=1)
+        return events
 
     def effective_sizes(self) -> np.ndarray:
         """Kish's effective sample size per group, ``(sum w)^2 / sum w^2``.
@@ -201,7 +203,8 @@ class ContingencyTable:
             return self.counts.astype(float)
         total = self.weights.sum(axis=1)
         scale = _safe_div(self.effective_sizes(), total, fill=0.0)
-        return self.weights * scale[:, None]
+        cells: np.ndarray = self.weights * scale[:, None]
+        return cells
 
     def index(self, group: str | Sequence[str] | Mapping[str, object]) -> int:
         """Position of a group given by display name, key tuple or ``{attr: level}``."""
@@ -242,11 +245,15 @@ def _decisions(y_pred: object, scores: object, threshold: float | None) -> np.nd
     return (s >= threshold).astype(np.int8)
 
 
-def _group_codes(sensitive: Mapping[str, object], n: int) -> tuple[tuple, tuple, np.ndarray]:
+def _group_codes(
+    sensitive: Mapping[str, object], n: int
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...], np.ndarray]:
     """Per-row index into the cartesian product of every attribute's levels."""
     if not sensitive:
         raise ValueError("sensitive needs at least one attribute")
-    attributes, levels, code = [], [], np.zeros(n, dtype=np.intp)
+    attributes: list[str] = []
+    levels: list[tuple[str, ...]] = []
+    code = np.zeros(n, dtype=np.intp)
     for name, values in sensitive.items():
         arr = np.asarray(values)
         if arr.shape != (n,):
@@ -423,7 +430,7 @@ def bootstrap_cells(
     seed: int = 0,
     chunk: int = 250,
     progress: ProgressCallback | None = None,
-):
+) -> Iterator[np.ndarray]:
     """Yield resampled tables of shape ``(k, groups, 4)``, ``k <= chunk``.
 
     Stratified multinomial bootstrap: group g keeps its size ``n_g`` and its
@@ -524,14 +531,13 @@ def compare_proportions(events_a: int, total_a: int, events_b: int, total_b: int
     if (table < 0).any():
         raise ValueError("events cannot exceed totals")
     if (expected_freq(table) < 5).any():
-        res = stats.fisher_exact(table)
-        name = "fisher"
+        fisher = stats.fisher_exact(table)
+        name, statistic, p_value = "fisher", float(fisher.statistic), float(fisher.pvalue)
     else:
-        res = stats.chi2_contingency(table)
-        name = "chi2"
-    return ProportionTest(
-        name, float(res.statistic), float(res.pvalue), tuple(map(tuple, table.tolist()))
-    )
+        chi2 = stats.chi2_contingency(table)
+        name, statistic, p_value = "chi2", float(chi2.statistic), float(chi2.pvalue)
+    (a, b), (c, d) = table.tolist()
+    return ProportionTest(name, statistic, p_value, ((a, b), (c, d)))
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -635,13 +641,12 @@ def compare_groups(
     sufficient = _denominators(table)[metric] >= min_group_size
     n_groups = len(table.keys)
     rate = metrics.rates[metric]
-    # a named reference may be empty or lack this metric's denominator
-    ref_defined = reference is not None and not np.isnan(rate[reference])
-    ratio = impact_ratios(rate, reference) if ref_defined else np.full(n_groups, np.nan)
+    # a named reference may be empty or lack this metric's denominator: then None
+    r = reference if reference is not None and not np.isnan(rate[reference]) else None
+    ratio = impact_ratios(rate, r) if r is not None else np.full(n_groups, np.nan)
     tests: list[ProportionTest | None] = [None] * n_groups
     for g in range(n_groups):
-        if ref_defined and g != reference and sufficient[g]:
-            r = reference
+        if r is not None and g != r and sufficient[g]:
             tests[g] = compare_proportions(
                 int(events[g]), int(totals[g]), int(events[r]), int(totals[r])
             )
@@ -654,7 +659,7 @@ def compare_groups(
             status.append("empty")
         elif not sufficient[g]:
             status.append("insufficient_data")
-        elif not ref_defined:
+        elif r is None:
             status.append("no_reference")
         elif ratio[g] >= four_fifths:
             status.append("pass")
@@ -664,7 +669,14 @@ def compare_groups(
     return Comparison(metric, reference, ratio, tuple(status), tuple(tests), p_adj, ref_ok)
 
 
-def _reason(code: str, severity: str, message: str, group=None, metric=None, **extra) -> dict:
+def _reason(
+    code: str,
+    severity: str,
+    message: str,
+    group: str | None = None,
+    metric: str | None = None,
+    **extra: object,
+) -> dict[str, Any]:
     return {
         "code": code,
         "severity": severity,
@@ -675,13 +687,15 @@ def _reason(code: str, severity: str, message: str, group=None, metric=None, **e
     }
 
 
-def _rule_reasons(table: ContingencyTable, comp: Comparison, gated: bool) -> list[dict]:
-    names, reasons = table.names, []
+def _rule_reasons(table: ContingencyTable, comp: Comparison, gated: bool) -> list[dict[str, Any]]:
+    names = table.names
+    reasons: list[dict[str, Any]] = []
     ref = None if comp.reference is None else names[comp.reference]
     for g, status in enumerate(comp.status):
         if status not in ("fail", "inconclusive"):
             continue
         test = comp.tests[g]
+        assert test is not None  # a failing or inconclusive group was tested
         severity = status if gated else "advisory"
         code = "four_fifths_failed" if status == "fail" else "four_fifths_failed_not_significant"
         message = (
@@ -707,9 +721,10 @@ def _rule_reasons(table: ContingencyTable, comp: Comparison, gated: bool) -> lis
 
 def _coverage_reasons(
     table: ContingencyTable, comp: Comparison, max_insufficient_share: float
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Why a gated metric cannot be judged: too few usable groups or a weak reference."""
-    names, metric, reasons = table.names, comp.metric, []
+    names, metric = table.names, comp.metric
+    reasons: list[dict[str, Any]] = []
     for g, status in enumerate(comp.status):
         if status == "insufficient_data":
             msg = f"{names[g]}: too few events for {metric}; reported, not judged"
@@ -732,7 +747,7 @@ def _coverage_reasons(
     return reasons
 
 
-def _undefined_reasons(table: ContingencyTable, metrics: GroupMetrics) -> list[dict]:
+def _undefined_reasons(table: ContingencyTable, metrics: GroupMetrics) -> list[dict[str, Any]]:
     """Info reasons for empty groups and rates excluded from aggregates."""
     why = {
         "tpr": "no real threats: TPR/FNR undefined, excluded from equal opportunity and "
@@ -740,7 +755,7 @@ def _undefined_reasons(table: ContingencyTable, metrics: GroupMetrics) -> list[d
         "fpr": "no benign events: FPR undefined, excluded from FPR parity and equalized odds",
         "precision": "nothing flagged: precision undefined",
     }
-    reasons = []
+    reasons: list[dict[str, Any]] = []
     for g, name in enumerate(table.names):
         if table.n_events[g] == 0:
             reasons.append(_reason("empty_group", "info", f"{name}: no events", name))
@@ -760,12 +775,12 @@ def verdict_from(
     *,
     gate_metrics: Sequence[str] = ("fpr",),
     max_insufficient_share: float = 0.5,
-) -> tuple[str, list[dict]]:
+) -> tuple[str, list[dict[str, Any]]]:
     """``fail`` if a gated metric has a group that fails four-fifths significantly;
     else ``inconclusive`` if one fails without significance or a gated metric
     lacks usable groups; else ``pass``. Non-gated metrics add ``advisory`` reasons.
     """
-    reasons = []
+    reasons: list[dict[str, Any]] = []
     for metric, comp in comparisons.items():
         gated = metric in gate_metrics
         reasons += _rule_reasons(table, comp, gated)
@@ -779,13 +794,15 @@ def verdict_from(
     return verdict, reasons
 
 
-def _num(x: object) -> float | None:
+def _num(x: SupportsFloat) -> float | None:
     """JSON-safe float: NaN and infinities become None."""
-    x = float(x)
-    return x if np.isfinite(x) else None
+    value = float(x)
+    return value if np.isfinite(value) else None
 
 
-def _interval(intervals: Mapping[str, np.ndarray], key: str, g: int | None = None):
+def _interval(
+    intervals: Mapping[str, np.ndarray], key: str, g: int | None = None
+) -> list[float | None] | None:
     if key not in intervals:
         return None
     lo, hi = intervals[key] if g is None else intervals[key][g]
@@ -801,10 +818,10 @@ class FairnessResult:
     comparisons: dict[str, Comparison]
     intervals: dict[str, np.ndarray]
     verdict: str
-    reasons: list[dict]
-    settings: dict
+    reasons: list[dict[str, Any]]
+    settings: dict[str, Any]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         t, m = self.table, self.metrics
         return {
             "verdict": self.verdict,
@@ -825,7 +842,7 @@ class FairnessResult:
             },
         }
 
-    def _group_dict(self, g: int, effective_size: float) -> dict:
+    def _group_dict(self, g: int, effective_size: float) -> dict[str, Any]:
         t, m = self.table, self.metrics
         n = int(t.n_events[g])
         insufficient = effective_size < self.settings["min_group_size"]
@@ -845,7 +862,7 @@ class FairnessResult:
             "four_fifths": {k: self._rule_dict(c, g) for k, c in self.comparisons.items()},
         }
 
-    def _rule_dict(self, comp: Comparison, g: int) -> dict:
+    def _rule_dict(self, comp: Comparison, g: int) -> dict[str, Any]:
         test = comp.tests[g]
         return {
             "status": comp.status[g],
@@ -892,7 +909,7 @@ def audit_table(
         )
         for metric in ADVERSE_METRICS
     }
-    intervals = {}
+    intervals: dict[str, np.ndarray] = {}
     if n_boot:
         intervals = bootstrap_intervals(
             table, refs, n_boot=n_boot, confidence=confidence, seed=seed, progress=progress
@@ -905,7 +922,9 @@ def audit_table(
         max_insufficient_share=max_insufficient_share,
     )
     settings = {
-        "reference": reference if isinstance(reference, str) else list(table.keys[refs["fpr"]]),
+        "reference": (
+            reference if isinstance(reference, str) else list(table.keys[table.index(reference)])
+        ),
         "n_boot": n_boot,
         "confidence": confidence,
         "alpha": alpha,
@@ -972,5 +991,5 @@ def audit(
         seed=seed,
         progress=progress,
     )
-    result.settings["threshold"] = None if scores is None else float(threshold)
+    result.settings["threshold"] = None if scores is None or threshold is None else float(threshold)
     return result

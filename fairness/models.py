@@ -9,9 +9,13 @@ shell) can rewrite a verdict after the fact.
 from django.conf import settings
 from django.db import models
 
+from core.errors import DomainError
 
-class AuditImmutableError(Exception):
-    """Someone tried to change or delete a complete audit."""
+
+class AuditImmutableError(DomainError):
+    """Someone tried to change or delete a complete audit (409)."""
+
+    status = 409
 
 
 class FairnessAuditQuerySet(models.QuerySet):
@@ -60,6 +64,9 @@ class FairnessAudit(models.Model):
     reasons = models.JSONField(default=list, blank=True)
     result = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
+    # Set when a worker claims the audit and renewed with its progress: a running audit
+    # whose heartbeat is older than FAIRNESS_AUDIT_LEASE_SECONDS lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

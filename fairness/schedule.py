@@ -7,6 +7,12 @@ and demo runs.
 """
 
 import json
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.apps.registry import Apps
+
+from core.beat import crontab_entry_create
 
 SCHEDULE_NAME = "fairness: quarterly audit of production versions"
 TASK_NAME = "fairness.tasks.fairness_schedule_run"
@@ -22,22 +28,13 @@ QUARTERLY = {
 DEFAULT_KWARGS = {"source": "logged", "days": 92, "attributes": ["geo_region"]}
 
 
-def schedule_sync(apps=None):
+def schedule_sync(apps: Apps | None = None) -> Any:
     """Create the quarterly PeriodicTask (and its crontab) unless it exists; returns it."""
-    if apps is None:
-        from django.apps import apps as global_apps
-
-        apps = global_apps
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    existing = PeriodicTask.objects.filter(name=SCHEDULE_NAME).first()
-    if existing is not None:
-        return existing
-    crontab, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **QUARTERLY)
-    return PeriodicTask.objects.create(
+    return crontab_entry_create(
+        global_apps if apps is None else apps,
         name=SCHEDULE_NAME,
         task=TASK_NAME,
-        crontab=crontab,
+        crontab=QUARTERLY,
         kwargs=json.dumps(DEFAULT_KWARGS),
         description=(
             "Audits every production version on its logged predictions with analyst "

@@ -3,6 +3,7 @@
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from core.chart_text import chart_text
 from fairness.models import FairnessAudit
 from registry.evidence import CARD_FIELDS, METRICS
 from registry.models import MLModel, MLModelVersion, semver_key
@@ -57,7 +58,7 @@ def chart_data(audit: FairnessAudit) -> dict:
             if metric["value"] is None:
                 continue
             value, ci = metric["value"], metric["ci"]
-            names.append(g["name"])
+            names.append(chart_text(g["name"]))
             values.append(value)
             plus.append(max(ci[1] - value, 0.0) if ci and ci[1] is not None else 0.0)
             minus.append(max(value - ci[0], 0.0) if ci and ci[0] is not None else 0.0)
@@ -186,6 +187,7 @@ def compliance_report(*, version: MLModelVersion, user) -> dict:
         "registered_by": version.registered_by.username if version.registered_by else None,
         "deployed_at": version.deployed_at.isoformat() if version.deployed_at else None,
         "metrics": {m: getattr(version, m) for m in METRICS},
+        "metrics_self_reported": version.metrics_self_reported,
         "model_card": {f: getattr(version, f) for f in CARD_FIELDS},
         "fairness_audits": [_audit_record(a) for a in audits(version=version)],
         "approval_history": approval_history(version),

@@ -1,13 +1,19 @@
+from typing import TYPE_CHECKING
+
 from django.urls import reverse
 from rest_framework import serializers
 
 from fairness.models import FairnessAudit
 from fairness.services import MAX_ATTRIBUTES
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 class AuditRequestSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, help_text="Id of the model version")
-    source = serializers.ChoiceField(
+    # A field named "source": the stubs know only Field.source (the attribute path).
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=FairnessAudit.Source.choices, default=FairnessAudit.Source.EVALUATION
     )
     period_start = serializers.DateTimeField(
@@ -36,7 +42,9 @@ class AuditRequestSerializer(serializers.Serializer):
 class FairnessAuditSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="version.model.name")
     version_label = serializers.CharField(source="version.version")
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     verdict = serializers.ChoiceField(
         FairnessAudit.Verdict.choices,
         allow_blank=True,

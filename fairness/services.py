@@ -12,16 +12,20 @@ import re
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.errors import DomainError
+from core.models import TaskDelivery
+from core.quarantine import crash_guarded
 from core.queue import enqueue_on_commit
 from fairness import metrics_core
 from fairness.models import FairnessAudit
-from monitoring.alerts import alert_raise
+from monitoring.alerts import alert_raise, alert_task_quarantined
 from monitoring.models import PredictionLog
 from registry.artifacts import artifact_get, artifact_relpath
 from registry.models import MLModelVersion
@@ -40,13 +44,8 @@ LOADED = 0.1
 PROGRESS_STEP = 0.05
 
 
-class AuditInputError(Exception):
-    """The audit cannot run on what was asked for; `details` names the field."""
-
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.details = details or {}
+class AuditInputError(DomainError):
+    """The audit cannot run on what was asked for (400); `details` names the field."""
 
 
 def _check_request(source, attributes, period_start, period_end) -> list[str]:
@@ -231,9 +230,9 @@ def _review_weights(audit: FairnessAudit, keys: dict, strata: np.ndarray) -> tup
     of its stratum undoes that when review depends only on the decision and the
     group (inverse probability weighting; docs/fairness.md section 15).
     """
-    period = (audit.version, audit.period_start, audit.period_end)
-    served = _strata_counts(_served_rows(*period), keys)
-    labelled = _strata_counts(_logged_rows(*period), keys)
+    start, end = _period(audit)
+    served = _strata_counts(_served_rows(audit.version, start, end), keys)
+    labelled = _strata_counts(_logged_rows(audit.version, start, end), keys)
     unique, inverse = np.unique(strata, axis=0, return_inverse=True)
     rates, per_stratum = [], np.empty(len(unique))
     for i, key in enumerate(unique):
@@ -251,6 +250,16 @@ def _review_weights(audit: FairnessAudit, keys: dict, strata: np.ndarray) -> tup
     return (None if np.all(per_stratum == 1.0) else weights), rates
 
 
+def _period(audit: FairnessAudit) -> tuple[datetime, datetime]:
+    """The period of an audit of logged predictions (``_check_request`` requires it)."""
+    if audit.period_start is None or audit.period_end is None:
+        raise AuditInputError(
+            "an audit of logged predictions needs period_start and period_end",
+            {"field": "period"},
+        )
+    return audit.period_start, audit.period_end
+
+
 def _logged_data(audit: FairnessAudit) -> dict:
     """Labels, decisions and attributes of the period's labelled rows as numpy arrays.
 
@@ -260,7 +269,7 @@ def _logged_data(audit: FairnessAudit) -> dict:
     """
     keys = _attribute_columns(audit.attributes)
     rows = (
-        _logged_rows(audit.version, audit.period_start, audit.period_end)
+        _logged_rows(audit.version, *_period(audit))
         .annotate(**keys)
         .values_list("label", "decision", *keys)
     )
@@ -270,7 +279,7 @@ def _logged_data(audit: FairnessAudit) -> dict:
     sensitive = {}
     for i, name in enumerate(audit.attributes):
         column = table[:, 2 + i]
-        column[np.equal(column, None)] = MISSING
+        column[np.equal(column, np.array(None, dtype=object))] = MISSING
         sensitive[name] = column.astype(str)
     y_pred = table[:, 1].astype(np.int8)
     strata = np.column_stack([y_pred.astype(str), *sensitive.values()])
@@ -302,7 +311,7 @@ def _progress_writer(audit_id: int, callback):
         fraction = LOADED + (1 - LOADED) * 0.99 * (done / total if total else 1.0)
         if fraction - last[0] >= PROGRESS_STEP:
             FairnessAudit.objects.filter(pk=audit_id, status=Status.RUNNING).update(
-                progress=fraction
+                progress=fraction, heartbeat_at=timezone.now()
             )
             last[0] = fraction
         if callback is not None:
@@ -316,7 +325,9 @@ def _compute(audit: FairnessAudit, progress) -> dict:
         data = _logged_data(audit)
     else:
         data = _evaluation_data(audit.version, audit.attributes)
-    FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(progress=LOADED)
+    FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(
+        progress=LOADED, heartbeat_at=timezone.now()
+    )
     summary = data.pop("summary")
     result = metrics_core.audit(**data, progress=_progress_writer(audit.pk, progress)).to_dict()
     result["data"] = {"source": audit.source, **summary}
@@ -326,22 +337,38 @@ def _compute(audit: FairnessAudit, progress) -> dict:
 def fairness_audit_execute_now(*, audit_id: int, progress=None) -> FairnessAudit | None:
     """Run a pending audit once (claimed by a conditional update); completed audits are final.
 
-    A running audit can be claimed again: a worker that died mid-audit leaves it
-    running, and the broker redelivers the task (acks_late).
+    A running audit is claimed again only when its lease lapsed (its worker died; the
+    broker redelivers the task, or the requeue sweep enqueues it again): a second
+    message for an audit a worker is running does not run it twice.
     """
-    claimed = FairnessAudit.objects.filter(
-        pk=audit_id, status__in=[Status.PENDING, Status.RUNNING]
-    ).update(status=Status.RUNNING, progress=0.0)
+    now = timezone.now()
+    claimed = (
+        FairnessAudit.objects.filter(pk=audit_id)
+        .filter(Q(status=Status.PENDING) | _lapsed(now))
+        .update(status=Status.RUNNING, progress=0.0, heartbeat_at=now)
+    )
     if not claimed:
         return None
     audit = FairnessAudit.objects.select_related("version__model").get(pk=audit_id)
+    # Counted per audit after the claim, so one body runs under the key at a time, and
+    # redeliveries and the requeue sweep's new messages add up alike.
+    return crash_guarded(
+        key=f"fairness.audit:{audit.pk}",
+        task="fairness.tasks.fairness_audit_execute",
+        label=str(audit),
+        body=lambda: _run(audit, progress),
+        on_quarantine=lambda delivery, first: _quarantined(audit, delivery),
+    )
+
+
+def _run(audit: FairnessAudit, progress) -> FairnessAudit | None:
     try:
         result = _compute(audit, progress)
     except (ConnectionError, TimeoutError):
         # Transient: leave it running so the task's retry claims it again.
         raise
     except Exception as exc:
-        _fail(audit, exc)
+        _fail(audit, str(exc))
         if isinstance(exc, AuditInputError | ValueError):
             audit.refresh_from_db()
             return audit
@@ -349,18 +376,44 @@ def fairness_audit_execute_now(*, audit_id: int, progress=None) -> FairnessAudit
     return _complete(audit, result)
 
 
-def _fail(audit: FairnessAudit, exc: Exception) -> None:
+def _quarantined(audit: FairnessAudit, delivery: TaskDelivery) -> FairnessAudit:
+    """The audit killed its worker past the limit: failed, with a critical alert."""
+    _fail(audit, f"quarantined: {delivery.reason}", code="quarantined")
+    alert_task_quarantined(model=audit.version.model, version=audit.version, delivery=delivery)
+    audit.refresh_from_db()
+    return audit
+
+
+def _lapsed(now: datetime) -> Q:
+    """Running audits whose worker stopped renewing the lease (or never set one)."""
+    stale = now - timedelta(seconds=settings.FAIRNESS_AUDIT_LEASE_SECONDS)
+    return Q(status=Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+
+
+def fairness_audits_pending(*, now: datetime | None = None) -> list[int]:
+    """Audits a worker should have but may not: pending for longer than
+    ``PENDING_REQUEUE_SECONDS`` (acknowledged with 202 while the broker was down) or
+    running with a lapsed lease. The requeue sweep enqueues them again; a duplicate
+    message is harmless because an audit is claimed before it runs."""
+    now = now or timezone.now()
+    waited = now - timedelta(seconds=settings.PENDING_REQUEUE_SECONDS)
+    queued = Q(status=Status.PENDING, created_at__lt=waited)
+    pending = FairnessAudit.objects.filter(queued | _lapsed(now)).order_by("created_at")
+    return list(pending.values_list("pk", flat=True)[:500])
+
+
+def _fail(audit: FairnessAudit, message: str, *, code: str = "error") -> None:
     with transaction.atomic():
         FairnessAudit.objects.filter(pk=audit.pk, status=Status.RUNNING).update(
             status=Status.FAILED,
-            reasons=[{"code": "error", "severity": "error", "message": str(exc)}],
+            reasons=[{"code": code, "severity": "error", "message": message}],
             completed_at=timezone.now(),
         )
         audit_record(
             action="fairness.audit_failed",
             obj=audit,
             model_name=audit.version.model.name,
-            payload={"version": audit.version.version, "error": str(exc)[:500]},
+            payload={"version": audit.version.version, "error": message[:500]},
         )
         audit.refresh_from_db()
         if audit.trigger == Trigger.SCHEDULE:

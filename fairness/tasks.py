@@ -15,3 +15,13 @@ def fairness_schedule_run(source: str = "logged", days: int = 92, attributes=("g
     """The quarterly beat entry (see fairness.schedule): one audit per production version."""
     audits = services.fairness_schedule_run(source=source, days=days, attributes=attributes)
     return [audit.pk for audit in audits]
+
+
+@shared_task(**RETRY_DEFAULTS)
+def fairness_audits_requeue() -> int:
+    """Beat entry: enqueue again the audits a worker should have but may not (see
+    ``fairness_audits_pending``)."""
+    ids = services.fairness_audits_pending()
+    for pk in ids:
+        fairness_audit_execute.delay(pk)
+    return len(ids)

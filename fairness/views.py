@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.audit import audit_record
+from core.csv_safe import csv_row
 from core.views import perm_required
 from fairness import selectors
 from fairness.exports import report_rows
@@ -139,6 +140,6 @@ def version_report_export(request, pk: int, fmt: str):
         response = HttpResponse(content_type="text/csv")
         writer = csv.writer(response)
         writer.writerow(["section", "item", "field", "value", "ci_low", "ci_high"])
-        writer.writerows(report_rows(report))
+        writer.writerows(csv_row(row) for row in report_rows(report))
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

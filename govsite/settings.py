@@ -2,6 +2,10 @@
 
 See README.md ("Configuration") for the variables. The embedded default needs
 none of them: SQLite in var/, a filesystem broker in var/broker/.
+
+Importing this module has no side effects: the folders under GOVSITE_VAR_DIR are
+made at start-up (govsite.apps.create_local_folders), the generated secret key on
+its first use. Application code reads every value here as ``settings.X``.
 """
 
 from datetime import timedelta
@@ -10,13 +14,18 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
-from core.env import env_bool, env_int, env_list, env_str, secret_key
+from core.env import ConfigError, env_bool, env_int, env_list, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GOVSITE_VAR_DIR", str(BASE_DIR / "var")))
 
-SECRET_KEY = secret_key(VAR_DIR / "secret_key")
 DEBUG = env_bool("DEBUG", False)
+# Production mode: DATABASE_URL is set (any database but the embedded SQLite default)
+# and DEBUG is not true. There SECRET_KEY must come from the environment, the same on
+# every host; unset, the process refuses to start. The embedded default (and DEBUG)
+# keeps a key generated into VAR_DIR/secret_key on first use.
+PRODUCTION_MODE = bool(env_str("DATABASE_URL", "")) and not DEBUG
+SECRET_KEY = secret_key(VAR_DIR / "secret_key", required=PRODUCTION_MODE)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
@@ -117,7 +126,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # plotly.js ships inside the plotly package; serve that copy (no CDN).
 STATICFILES_DIRS = [
     BASE_DIR / "static",
@@ -176,8 +184,42 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "govsite.security.client_ip"
 AXES_VERBOSE = False
 PROXY_COUNT = env_int("PROXY_COUNT", 0)
+# Failed logins and lock-outs are audited once per username and address per cool-off
+# period, the repeats counted and summarised when it ends; beyond this many pairs in a
+# period, further pairs share one counted "flood" event (core.audit_repeats).
+LOGIN_FAILURE_AUDIT_PAIRS = env_int("LOGIN_FAILURE_AUDIT_PAIRS", 100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
+# --- audit trail anchoring (docs/governance.md, docs/operations.md) -------
+# Checkpoints of the chain head are signed (Ed25519) with a key the database does not
+# hold: AUDIT_SIGNING_KEY (base64 of 32 bytes) or AUDIT_SIGNING_KEY_FILE (that, or PEM).
+# The embedded default generates one into VAR_DIR/audit_signing_key on first use; in
+# production mode a host needs a signing key, or AUDIT_VERIFY_KEYS (public keys, base64)
+# to verify without signing.
+AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
+AUDIT_VERIFY_KEYS = env_list("AUDIT_VERIFY_KEYS", [])
+AUDIT_LOCAL_SIGNING_KEY = None if PRODUCTION_MODE else VAR_DIR / "audit_signing_key"
+if PRODUCTION_MODE and not (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE or AUDIT_VERIFY_KEYS):
+    raise ConfigError(
+        "production mode needs AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE (hosts that sign "
+        "audit checkpoints) or AUDIT_VERIFY_KEYS (hosts that only verify them)"
+    )
+# Where each checkpoint goes besides the database (core.sinks): file, syslog, http.
+AUDIT_CHECKPOINT_SINKS = env_list("AUDIT_CHECKPOINT_SINKS", ["file"])
+AUDIT_CHECKPOINT_FILE = Path(
+    env_str("AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+)
+AUDIT_CHECKPOINT_SYSLOG = env_str("AUDIT_CHECKPOINT_SYSLOG", "/dev/log")
+AUDIT_CHECKPOINT_URL = env_str("AUDIT_CHECKPOINT_URL", "")
+AUDIT_CHECKPOINT_URL_TOKEN = env_str("AUDIT_CHECKPOINT_URL_TOKEN", "")
+if unknown_sinks := set(AUDIT_CHECKPOINT_SINKS) - {"file", "syslog", "http"}:
+    raise ConfigError(f"AUDIT_CHECKPOINT_SINKS: unknown {sorted(unknown_sinks)}")
+if "http" in AUDIT_CHECKPOINT_SINKS and not AUDIT_CHECKPOINT_URL:
+    raise ConfigError("AUDIT_CHECKPOINT_SINKS has http: set AUDIT_CHECKPOINT_URL")
+# Besides the beat entry (every 10 minutes), a checkpoint after every this many events.
+AUDIT_CHECKPOINT_EVERY = env_int("AUDIT_CHECKPOINT_EVERY", 1000)
 
 # --- email and webhooks ---------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -195,8 +237,7 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    # The folders are made at start-up (govsite.apps.create_local_folders).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
@@ -234,6 +275,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = False
 # Task modules outside the autodiscovered <app>/tasks.py.
 CELERY_IMPORTS = ("monitoring.tasks_retention",)
+# A task body that loads or evaluates a booster and killed its worker more than this
+# many times (each death redelivers the message) is quarantined (core.quarantine).
+TASK_CRASH_LIMIT = env_int("TASK_CRASH_LIMIT", 3)
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -296,8 +340,11 @@ ALERT_CLEAR_WINDOWS = env_int("ALERT_CLEAR_WINDOWS", 3)
 # A running drift job renews its lease after every window; a run whose lease lapsed (its
 # worker died) is taken over by a redelivery or by the requeue sweep.
 DRIFT_RUN_LEASE_SECONDS = env_int("DRIFT_RUN_LEASE_SECONDS", 600)
-# Queued drift runs and pending notifications older than this are enqueued again by the
-# periodic sweeps (their first enqueue may have met a broker that was down).
+# The same for a fairness audit, whose lease is renewed with its progress.
+FAIRNESS_AUDIT_LEASE_SECONDS = env_int("FAIRNESS_AUDIT_LEASE_SECONDS", 900)
+# Queued drift runs, pending fairness audits and pending notifications older than this
+# are enqueued again by the periodic sweeps (their first enqueue may have met a broker
+# that was down).
 PENDING_REQUEUE_SECONDS = env_int("PENDING_REQUEUE_SECONDS", 300)
 # /metrics: a bearer token and/or client networks (empty token: networks only).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

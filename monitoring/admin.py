@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 
+from core.admin import ReadOnlyAdminMixin
 from monitoring.alerts import alert_acknowledge, alert_resolve
 from monitoring.models import Alert, DetectorState, DriftResult, DriftRun, PerformanceResult
 from registry.services import GovernanceError
@@ -9,7 +10,7 @@ from registry.services import GovernanceError
 VIEW = "monitoring.view_monitoring"
 
 
-class MonitoringReadOnly(admin.ModelAdmin):
+class MonitoringReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Results are written by jobs only; people with the monitoring view may read them."""
 
     def has_module_permission(self, request):
@@ -17,15 +18,6 @@ class MonitoringReadOnly(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm(VIEW)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Alert)

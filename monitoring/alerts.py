@@ -21,22 +21,27 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.models import TaskDelivery
 from core.notifications import notification_queue
 from core.roles import ANALYST, APPROVER
 from monitoring.models import Alert
 from registry.services import GovernanceError
 
 Status = Alert.Status
-SEVERITY_RANK = {Alert.Severity.INFO: 0, Alert.Severity.WARNING: 1, Alert.Severity.CRITICAL: 2}
+SEVERITY_RANK: dict[str, int] = {
+    Alert.Severity.INFO: 0,
+    Alert.Severity.WARNING: 1,
+    Alert.Severity.CRITICAL: 2,
+}
 NOTIFY_ROLES = (ANALYST, APPROVER)
 
 
 def cooldown() -> timedelta:
-    return timedelta(minutes=getattr(settings, "ALERT_COOLDOWN_MINUTES", 60))
+    return timedelta(minutes=settings.ALERT_COOLDOWN_MINUTES)
 
 
 def clear_windows_needed() -> int:
-    return getattr(settings, "ALERT_CLEAR_WINDOWS", 3)
+    return settings.ALERT_CLEAR_WINDOWS
 
 
 def _check(kind: str, severity: str, dedupe_key: str, title: str) -> None:
@@ -135,6 +140,26 @@ def _repeat(alert: Alert, severity, title, details, at, *, reopened: bool) -> Al
 
 
 @transaction.atomic
+def alert_task_quarantined(*, model, version=None, delivery: TaskDelivery) -> Alert:
+    """The critical alert of a task body quarantined after killing its worker
+    (core.quarantine): it names the task, the object and the deaths."""
+    return alert_raise(
+        model=model,
+        version=version,
+        kind="quarantine",
+        severity=Alert.Severity.CRITICAL,
+        dedupe_key=f"quarantine:{delivery.key}"[:200],
+        title=f"Quarantined {delivery.task} on {delivery.label}: {delivery.reason}"[:300],
+        details={
+            "task": delivery.task,
+            "key": delivery.key,
+            "object": delivery.label,
+            "attempts": delivery.attempts,
+            "reason": delivery.reason,
+        },
+    )
+
+
 def alert_clear(*, dedupe_key: str, at: datetime | None = None) -> Alert | None:
     """Record one clear window for the live alert with this key; resolve it after
     ``ALERT_CLEAR_WINDOWS`` consecutive clear windows. No live alert: nothing to do."""
@@ -204,7 +229,7 @@ def _audit(alert: Alert, action: str, actor=None, payload: dict | None = None) -
 
 
 def _notify(alert: Alert, event: str, subject: str) -> None:
-    version = alert.version.version if alert.version_id else None
+    version = alert.version.version if alert.version is not None else None
     link = f"{settings.SITE_URL.rstrip('/')}/monitoring/{alert.model.name}/"
     body = (
         f"{alert.title}\nmodel {alert.model.name}"

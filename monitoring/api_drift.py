@@ -3,6 +3,8 @@
 Reads come from stored per-window results; no endpoint scans the prediction log.
 """
 
+from typing import TYPE_CHECKING
+
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,7 +18,9 @@ from monitoring.drift_jobs import drift_run_create
 from monitoring.models import Alert, DriftResult, DriftRun, PerformanceResult
 from monitoring.selectors import alerts_list, drift_results, performance_results
 from registry.models import MLModel, MLModelVersion
-from registry.services import GovernanceError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 CanView = require_perms("monitoring.view_monitoring")
 CanManage = require_perms("monitoring.manage_alert")
@@ -24,12 +28,16 @@ CanRun = require_perms("monitoring.run_drift")
 
 
 class AlertSerializer(serializers.ModelSerializer):
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    version = serializers.SlugRelatedField(slug_field="version", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    version: serializers.SlugRelatedField[MLModelVersion] = serializers.SlugRelatedField(
+        slug_field="version", read_only=True
+    )
+    acknowledged_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
-    resolved_by = serializers.SlugRelatedField(
+    resolved_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
 
@@ -76,7 +84,9 @@ def feature_summary(feature: dict) -> dict:
 
 
 class DriftResultSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    version: serializers.SlugRelatedField[MLModelVersion] = serializers.SlugRelatedField(
+        slug_field="version", read_only=True
+    )
     features = serializers.SerializerMethodField()
 
     class Meta:
@@ -94,7 +104,9 @@ class DriftResultSerializer(serializers.ModelSerializer):
 
 
 class PerformanceResultSerializer(serializers.ModelSerializer):
-    version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    version: serializers.SlugRelatedField[MLModelVersion] = serializers.SlugRelatedField(
+        slug_field="version", read_only=True
+    )
 
     class Meta:
         model = PerformanceResult
@@ -105,8 +117,12 @@ class PerformanceResultSerializer(serializers.ModelSerializer):
 
 
 class DriftRunSerializer(serializers.ModelSerializer):
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    requested_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     progress = serializers.FloatField(read_only=True)
 
     class Meta:
@@ -127,13 +143,6 @@ def _valid(serializer_class, data, **kwargs):
     form = serializer_class(data=data, **kwargs)
     form.is_valid(raise_exception=True)
     return form.validated_data
-
-
-def _governed(call):
-    try:
-        return call()
-    except GovernanceError as exc:
-        raise ApiError(exc.message, exc.details, status=exc.status) from None
 
 
 class AlertListView(generics.ListAPIView):
@@ -165,9 +174,9 @@ class AlertActionView(APIView):
         alert = get_object_or_404(Alert, pk=pk)
         note = _valid(NoteSerializer, request.data)["note"]
         if self.verb == "acknowledge":
-            alert = _governed(lambda: alert_acknowledge(alert=alert, user=request.user))
+            alert = alert_acknowledge(alert=alert, user=request.user)
         else:
-            alert = _governed(lambda: alert_resolve(alert=alert, user=request.user, note=note))
+            alert = alert_resolve(alert=alert, user=request.user, note=note)
         return Response(AlertSerializer(alert).data)
 
 
@@ -230,14 +239,12 @@ class DriftRunCreateView(APIView):
     def post(self, request, name):
         model = get_object_or_404(MLModel, name=name)
         data = _valid(RunRequestSerializer, request.data)
-        run = _governed(
-            lambda: drift_run_create(
-                model=model,
-                start=data.get("start"),
-                end=data.get("end"),
-                trigger=DriftRun.Trigger.API,
-                user=request.user,
-            )
+        run = drift_run_create(
+            model=model,
+            start=data.get("start"),
+            end=data.get("end"),
+            trigger=DriftRun.Trigger.API,
+            user=request.user,
         )
         return Response(DriftRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -2,12 +2,11 @@
 
 import numpy as np
 import orjson
-from django.db import transaction
-from django.db.models import Q
 from django.urls import path
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
+from rest_framework.fields import empty
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,11 +18,13 @@ from core.api import (
     read_limited,
     require_perms,
 )
-from monitoring.feedback import feedback_record_many, parse_label
-from monitoring.ingest import UNSTORABLE, IngestError, predictions_ingest
-from monitoring.models import PredictionLog
+from core.schema import api_error
+from monitoring.feedback import VERDICT_KEYS, Verdict, feedback_record_batch, parse_label
+from monitoring.ingest import UNSTORABLE, predictions_ingest
 
 MAX_VERDICTS = 1000
+ID_MAX_LENGTH = 128
+NOTE_MAX_LENGTH = 2000
 
 PredictionItem = inline_serializer(
     "PredictionItem",
@@ -119,7 +120,14 @@ class PredictionsView(APIView):
         request=inline_serializer(
             "PredictionBatch", {"predictions": PredictionItem.__class__(many=True)}
         ),
-        responses={201: IngestResultSerializer},
+        responses={
+            201: IngestResultSerializer,
+            409: api_error(
+                409,
+                "A request_id is already stored (or repeated in the batch) with other "
+                "content: `details.errors` names each such item; nothing was stored.",
+            ),
+        },
         examples=[
             OpenApiExample(
                 "one item",
@@ -143,10 +151,7 @@ class PredictionsView(APIView):
     def post(self, request):
         if not isinstance(request.data, dict) or set(request.data) != {"predictions"}:
             raise ApiError('the body must be {"predictions": [...]}', {"field": "predictions"})
-        try:
-            result = predictions_ingest(items=request.data["predictions"])
-        except IngestError as exc:
-            raise ApiError(exc.message, {"errors": exc.errors}) from None
+        result = predictions_ingest(items=request.data["predictions"])
         return Response(result.__dict__, status=status.HTTP_201_CREATED)
 
 
@@ -158,6 +163,77 @@ VerdictResult = inline_serializer(
         "predictions": serializers.IntegerField(),
     },
 )
+FeedbackResultSerializer = inline_serializer(
+    "FeedbackResult",
+    {
+        "recorded": serializers.IntegerField(),
+        "unknown": serializers.IntegerField(),
+        "results": VerdictResult.__class__(many=True),
+    },
+)
+
+
+class VerdictSerializer(serializers.Serializer):
+    request_id = serializers.CharField(required=False, max_length=ID_MAX_LENGTH)
+    incident_id = serializers.CharField(required=False, max_length=ID_MAX_LENGTH)
+    # A field named "label": the stubs know only Field.label (the display label).
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="threat/benign, true_positive/false_positive or 1/0"
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH)
+
+
+class FeedbackBatchSerializer(serializers.Serializer):
+    """1 to 1000 verdicts; an invalid one rejects the batch, and the error names the
+    index and field of every invalid verdict."""
+
+    # Declared once: the fields document the body, to_internal_value checks it.
+    verdicts = VerdictSerializer(many=True)
+
+    def run_validation(self, data=empty):
+        # Straight to to_internal_value: a JSON null gets the same answer as any other
+        # body that is not {"verdicts": [...]}.
+        return self.to_internal_value(data)
+
+    def to_internal_value(self, data) -> list[Verdict]:
+        items = data.get("verdicts") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_VERDICTS:
+            raise ApiError(
+                f'the body must be {{"verdicts": [...]}} with 1 to {MAX_VERDICTS} items',
+                {"field": "verdicts"},
+            )
+        verdicts, errors = [], []
+        for i, item in enumerate(items):
+            verdict = _verdict(item)
+            if isinstance(verdict, Verdict):
+                verdicts.append(verdict)
+            else:
+                field, reason = verdict
+                errors.append({"index": i, "field": field, "reason": reason})
+        if errors:
+            raise ApiError(
+                f"{len({e['index'] for e in errors})} verdicts are invalid; nothing was recorded",
+                {"errors": errors},
+            )
+        return verdicts
+
+
+def _verdict(item) -> Verdict | tuple[str, str]:
+    """The verdict an item of the batch gives, or the (field, reason) it fails on."""
+    if not isinstance(item, dict):
+        return "", "must be an object"
+    keys = [k for k in VERDICT_KEYS if item.get(k)]
+    label = parse_label(item.get("label"))
+    note = item.get("note", "")
+    if has_unstorable_text(item):
+        return "", UNSTORABLE
+    if len(keys) != 1 or not isinstance(item[keys[0]], str) or len(item[keys[0]]) > ID_MAX_LENGTH:
+        return "request_id", "give exactly one of request_id or incident_id (a string)"
+    if label is None:
+        return "label", "must be threat/benign, true_positive/false_positive or 1/0"
+    if not isinstance(note, str) or len(note) > NOTE_MAX_LENGTH:
+        return "note", f"at most {NOTE_MAX_LENGTH} characters"
+    return Verdict(key=keys[0], value=item[keys[0]], label=label, note=note)
 
 
 class FeedbackView(APIView):
@@ -166,100 +242,19 @@ class FeedbackView(APIView):
 
     permission_classes = [require_perms("monitoring.give_feedback")]
 
-    @extend_schema(
-        request=inline_serializer(
-            "FeedbackBatch",
-            {
-                "verdicts": inline_serializer(
-                    "Verdict",
-                    {
-                        "request_id": serializers.CharField(required=False),
-                        "incident_id": serializers.CharField(required=False),
-                        "label": serializers.CharField(
-                            help_text="threat/benign, true_positive/false_positive or 1/0"
-                        ),
-                        "note": serializers.CharField(required=False),
-                    },
-                    many=True,
-                )
-            },
-        ),
-        responses={
-            200: inline_serializer(
-                "FeedbackResult",
-                {
-                    "recorded": serializers.IntegerField(),
-                    "unknown": serializers.IntegerField(),
-                    "results": VerdictResult.__class__(many=True),
-                },
-            )
-        },
-    )
+    @extend_schema(request=FeedbackBatchSerializer, responses={200: FeedbackResultSerializer})
     def post(self, request):
-        verdicts = _parse_verdicts(request.data)
-        with transaction.atomic():
-            results, recorded = self._record(verdicts, request.user)
+        batch = FeedbackBatchSerializer(data=request.data)
+        batch.is_valid(raise_exception=True)
+        counts = feedback_record_batch(verdicts=batch.validated_data, user=request.user)
+        recorded = sum(1 for n in counts if n)
+        results = [
+            {"index": i, "status": "recorded" if n else "unknown", "predictions": n}
+            for i, n in enumerate(counts)
+        ]
         return Response(
-            {"recorded": recorded, "unknown": len(verdicts) - recorded, "results": results}
+            {"recorded": recorded, "unknown": len(counts) - recorded, "results": results}
         )
-
-    @staticmethod
-    def _record(verdicts, user):
-        results, recorded = [], 0
-        for i, (key, value, label, note) in enumerate(verdicts):
-            rows = list(PredictionLog.objects.filter(Q(**{key: value})))
-            if not rows:
-                results.append({"index": i, "status": "unknown", "predictions": 0})
-                continue
-            feedback_record_many(predictions=rows, label=label, user=user, note=note)
-            recorded += 1
-            results.append({"index": i, "status": "recorded", "predictions": len(rows)})
-        return results, recorded
-
-
-def _parse_verdicts(data) -> list[tuple[str, str, int, str]]:
-    items = data.get("verdicts") if isinstance(data, dict) else None
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_VERDICTS:
-        raise ApiError(
-            f'the body must be {{"verdicts": [...]}} with 1 to {MAX_VERDICTS} items',
-            {"field": "verdicts"},
-        )
-    parsed, errors = [], []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors.append({"index": i, "field": "", "reason": "must be an object"})
-            continue
-        keys = [k for k in ("request_id", "incident_id") if item.get(k)]
-        label = parse_label(item.get("label"))
-        note = item.get("note", "")
-        if has_unstorable_text(item):
-            errors.append({"index": i, "field": "", "reason": UNSTORABLE})
-        elif len(keys) != 1 or not isinstance(item[keys[0]], str) or len(item[keys[0]]) > 128:
-            errors.append(
-                {
-                    "index": i,
-                    "field": "request_id",
-                    "reason": "give exactly one of request_id or incident_id (a string)",
-                }
-            )
-        elif label is None:
-            errors.append(
-                {
-                    "index": i,
-                    "field": "label",
-                    "reason": "must be threat/benign, true_positive/false_positive or 1/0",
-                }
-            )
-        elif not isinstance(note, str) or len(note) > 2000:
-            errors.append({"index": i, "field": "note", "reason": "at most 2000 characters"})
-        else:
-            parsed.append((keys[0], item[keys[0]], label, note))
-    if errors:
-        raise ApiError(
-            f"{len({e['index'] for e in errors})} verdicts are invalid; nothing was recorded",
-            {"errors": errors},
-        )
-    return parsed
 
 
 urlpatterns = [

@@ -1,5 +1,8 @@
 """Plotly figure specs (plain dicts, rendered by plotly.js) from stored monitoring results."""
 
+from typing import Any
+
+from core.chart_text import chart_text, chart_texts
 from monitoring import drift_core
 from monitoring.drift_jobs import SCORE_LABEL
 
@@ -77,14 +80,17 @@ def histogram(version, feature: str, result) -> dict:
     if stored.get("kind") == drift_core.CATEGORICAL:
         x = stats.get("levels", [])
         reference, current = stats.get("reference_proportions", []), stats.get("proportions", [])
-        schema = next((f for f in version.feature_schema if f["name"] == feature), {})
+        schema: dict[str, Any] = next(
+            (f for f in version.feature_schema if f["name"] == feature), {}
+        )
         names = schema.get("levels") or []
         x = [names[int(v)] if v.isdigit() and int(v) < len(names) else v for v in x]
     else:
         x = _bin_labels(ref.get("edges", []))
         reference, current = ref.get("proportions", []), stats.get("proportions", [])
+    x = chart_texts(x)
     window = f"{result.window_start:%Y-%m-%d %H:%M}"
-    title = f"{feature}: reference vs window {window} UTC"
+    title = f"{chart_text(feature)}: reference vs window {window} UTC"
     if stored.get("status") != "ok":
         title += f" ({stored.get('status', 'no data')}, n={stored.get('n', 0)})"
     elif "psi" in stats:
@@ -173,7 +179,7 @@ def drift_over_time(results: list) -> dict:
                 "x": x,
                 "y": [r.share_drifted for r in results],
                 "marker": {"color": colours},
-                "text": [", ".join(r.drifted_features) for r in results],
+                "text": [chart_text(", ".join(r.drifted_features)) for r in results],
                 "hovertemplate": "%{x}<br>%{y:.0%} drifted<br>%{text}<extra></extra>",
             },
             {
@@ -206,7 +212,7 @@ def psi_heatmap(results: list) -> dict:
             {
                 "type": "heatmap",
                 "x": [r.window_start.isoformat() for r in results],
-                "y": features,
+                "y": chart_texts(features),
                 "z": z,
                 "zmin": 0,
                 "zmax": 0.5,
@@ -226,7 +232,7 @@ def psi_heatmap(results: list) -> dict:
 def performance_figure(version, rows: list) -> dict:
     measured = [r for r in rows if r.status == "ok"]
     x = [r.window_end.isoformat() for r in measured]
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "type": "scatter",
             "mode": "lines+markers",
@@ -282,7 +288,7 @@ def alert_timeline(alerts: list) -> dict:
                 "mode": "lines+markers",
                 "showlegend": False,
                 "x": [a.first_seen.isoformat(), end.isoformat()],
-                "y": [a.title[:60], a.title[:60]],
+                "y": [chart_text(a.title[:60])] * 2,
                 "line": {"color": SEVERITY_COLOURS.get(a.severity, "#555"), "width": 8},
                 "hovertemplate": f"{a.severity} · {a.status} · seen {a.count}×<extra></extra>",
             }

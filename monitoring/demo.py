@@ -35,14 +35,15 @@ def build(*, stdout) -> None:
             end=end,
         ).exists()
         if not done:
-            run = drift_run_create(
+            created = drift_run_create(
                 model=model, start=start, end=end, trigger=DriftRun.Trigger.DEMO, enqueue=False
             )
-            run = drift_run_execute(run_id=run.pk)
-            stdout.write(
-                f"  drift: {model.name}: {run.windows_done} windows, {run.rows_read} predictions "
-                f"in {run.duration_seconds:.1f}s"
-            )
+            run = drift_run_execute(run_id=created.pk)
+            if run is not None:  # None: a worker claimed it first
+                stdout.write(
+                    f"  drift: {model.name}: {run.windows_done} windows, "
+                    f"{run.rows_read} predictions in {run.duration_seconds:.1f}s"
+                )
         _report(model, stdout)
 
 

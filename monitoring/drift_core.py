@@ -42,14 +42,16 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import special, stats
+
+_R = TypeVar("_R")
 
 SCORE = "__score__"
 NUMERIC = "numeric"
@@ -100,6 +102,9 @@ class NumericReference:
     mean: float | None
     std: float | None
     kind: str = field(default=NUMERIC, init=False)
+    # Derived from ``sample`` in __post_init__.
+    _values: np.ndarray = field(init=False, repr=False)
+    _cum: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Distinct sample values with their cumulative counts: the KS and
@@ -316,7 +321,8 @@ class FeatureResult:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        safe: dict[str, Any] = _json_safe(asdict(self))
+        return safe
 
 
 @dataclass
@@ -366,11 +372,12 @@ def compare(
     thresholds = thresholds or Thresholds()
     names = list(reference.features)
     jobs = [(n, reference.features[n], current[n], min_samples) for n in names if n in current]
-    results = dict.fromkeys(names)
-    for res in _map(_compare_feature, jobs, workers):
-        results[res.name] = res
+    computed = {res.name: res for res in _map(_compare_feature, jobs, workers)}
+    results: dict[str, FeatureResult] = {}
     for name in names:
-        if results[name] is None:
+        if name in computed:
+            results[name] = computed[name]
+        else:
             ref = reference.features[name]
             results[name] = FeatureResult(name, ref.kind, MISSING, 0, 0, ref.n, reason="column")
     _apply_verdicts(list(results.values()), alpha, correction, thresholds)
@@ -400,7 +407,7 @@ def compare_matrix(
     return compare(reference, {name: X[:, j] for j, name in enumerate(names)}, **kwargs)
 
 
-def _map(fn, jobs: list, workers: int | None) -> list:
+def _map(fn: Callable[..., _R], jobs: Sequence[tuple[Any, ...]], workers: int | None) -> list[_R]:
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if workers <= 1 or len(jobs) <= 1:
         return [fn(*job) for job in jobs]
@@ -646,7 +653,9 @@ def _apply_verdicts(
                level, "warning" if drifted otherwise, "none" if not drifted.
     """
     tested = [r for r in results if r.status == OK]
-    adjusted = adjust_pvalues([r.p_value for r in tested], correction)
+    adjusted = adjust_pvalues(
+        [np.nan if r.p_value is None else r.p_value for r in tested], correction
+    )
     for res, p_adj in zip(tested, adjusted, strict=True):
         res.p_adjusted = float(p_adj)
         level = _effect_level(res, t)
@@ -782,7 +791,8 @@ class PageHinkley:
         from scipy import signal  # imported here: scipy.signal takes ~0.5 s to import
 
         a = [1.0, -self.alpha]
-        return signal.lfilter([1.0], a, increments, zi=[self.alpha * previous])[0]
+        filtered: np.ndarray = signal.lfilter([1.0], a, increments, zi=[self.alpha * previous])[0]
+        return filtered
 
     def _scan(self, x: np.ndarray) -> int | None:
         """Vectorised recursion over ``x``; stops at the first change and resets."""

@@ -161,6 +161,7 @@ def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[b
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [version_id, start, end], binary=True)
         row = cursor.fetchone()
+    assert row is not None  # aggregates without GROUP BY give one row, empty or not
     return tuple(bytes(value or b"") for value in row)
 
 
@@ -170,7 +171,7 @@ def _read_postgresql(version_id: int, start: datetime, end: datetime) -> tuple[b
 def span_start(window_start: datetime, window_end: datetime) -> datetime:
     """Start of the period compared at a window's end: the window itself, or the trailing
     ``DRIFT_SPAN_MINUTES`` when that is longer (see docs/monitoring.md, "Seasonality")."""
-    span = timedelta(minutes=getattr(settings, "DRIFT_SPAN_MINUTES", 1440))
+    span = timedelta(minutes=settings.DRIFT_SPAN_MINUTES)
     return min(window_start, window_end - span)
 
 
@@ -187,9 +188,7 @@ def drift_window_compute(
     window = window_arrays(version=version, start=since, end=window_end)
     current = {name: window.X[:, j] for j, name in enumerate(version.feature_names)}
     current[drift_core.SCORE] = window.scores
-    report = drift_core.compare(
-        profile, current, min_samples=getattr(settings, "DRIFT_MIN_SAMPLES", 100)
-    )
+    report = drift_core.compare(profile, current, min_samples=settings.DRIFT_MIN_SAMPLES)
     report.dataset["partial_span"] = since < window_start and not covers(version, since)
     with transaction.atomic():
         changes = detector_feed(
@@ -240,7 +239,7 @@ def _label(name: str) -> str:
 
 def _drift_alerts(version, result: DriftResult, report, changes: int) -> None:
     model = version.model
-    seasonal = set(getattr(settings, "DRIFT_SEASONAL_FEATURES", []))
+    seasonal = set(settings.DRIFT_SEASONAL_FEATURES)
     # Until a version's traffic fills a whole span, the compared hours are a slice of
     # the day and differ from the reference by time of day alone: store, do not alert.
     features = {} if report.dataset["partial_span"] else report.features
@@ -366,7 +365,7 @@ def drift_run_create(
 
 
 def lease() -> timedelta:
-    return timedelta(seconds=getattr(settings, "DRIFT_RUN_LEASE_SECONDS", 600))
+    return timedelta(seconds=settings.DRIFT_RUN_LEASE_SECONDS)
 
 
 def _lapsed(now: datetime) -> Q:
@@ -411,7 +410,7 @@ def drift_runs_pending(*, now: datetime | None = None) -> list[int]:
     was lost) or running with a lapsed lease. The requeue sweep enqueues them again;
     a duplicate message is harmless because a run is claimed before it runs."""
     now = now or timezone.now()
-    waited = now - timedelta(seconds=getattr(settings, "PENDING_REQUEUE_SECONDS", 300))
+    waited = now - timedelta(seconds=settings.PENDING_REQUEUE_SECONDS)
     queued = Q(status=DriftRun.Status.QUEUED, created_at__lt=waited)
     pending = DriftRun.objects.filter(queued | _lapsed(now)).order_by("created_at")
     return list(pending.values_list("pk", flat=True)[:500])

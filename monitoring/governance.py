@@ -8,13 +8,15 @@ from datetime import datetime
 
 import numpy as np
 
-from monitoring.drift_core import SCORE, build_reference
+from monitoring.drift_core import SCORE, ReferenceProfile, build_reference
 from monitoring.models import PredictionLog
 from monitoring.selectors import version_drift_status
 from registry.models import MLModel, MLModelVersion
 
 
-def reference_from_evaluation(schema: list[dict], arrays: dict, scores: np.ndarray) -> dict:
+def reference_from_evaluation(
+    schema: list[dict], arrays: dict, scores: np.ndarray
+) -> ReferenceProfile:
     """Reference summary of every feature and of the score, from the evaluation set."""
     columns = {f["name"]: arrays["X"][:, i].astype(np.float64) for i, f in enumerate(schema)}
     columns[SCORE] = scores.astype(np.float64)

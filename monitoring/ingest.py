@@ -13,7 +13,8 @@ import itertools
 import math
 import operator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,8 +23,9 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from core.errors import DomainError
 from monitoring.models import PredictionLog
-from registry.models import MLModel, MLModelVersion
+from registry.models import MLModel, MLModelVersion, TrafficSplit
 from registry.routing import NoServingVersion, router
 
 MAX_ITEMS = 10_000
@@ -46,15 +48,44 @@ MAX_ATTRIBUTES, MAX_ATTRIBUTE_LEN = 16, 64
 ROLES = {r.value for r in PredictionLog.Role}
 FUTURE_SLACK = timedelta(minutes=5)
 UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+# Features are scored as float32 (XGBoost's DMatrix): a value finite in float64 but
+# beyond float32 would reach the model as inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+OUT_OF_FLOAT32 = f"must be within float32 range (|x| <= {FLOAT32_MAX:.8g})"
+ERRORS_SHOWN = 1000
+CONTENT = ("version", "entity", "incident_id", "score", "confidence", "features")
 
 
-class IngestError(Exception):
-    """The batch is rejected whole; `errors` lists every failing item, field and reason."""
+class IngestError(DomainError):
+    """The batch is rejected whole (400); `errors` lists the failing items, fields and
+    reasons (the first ERRORS_SHOWN of them), and the API answers them as
+    ``details["errors"]`` with the true totals beside them."""
 
-    def __init__(self, message: str, errors: list[dict]):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, errors: list[dict], **totals: int):
+        super().__init__(message, {**totals, "errors": errors})
         self.errors = errors
+
+
+class IngestConflict(IngestError):
+    """A request_id already stored, or repeated in the batch, with other content (409)."""
+
+    status = 409
+
+
+def _refuse(errors: list[dict], received: int) -> IngestError:
+    """The batch's refusal: the true counts, and the first ERRORS_SHOWN errors."""
+    failing = len({e["index"] for e in errors if e["index"] is not None})
+    shown = errors[:ERRORS_SHOWN]
+    message = f"{failing} of {received} predictions are invalid; nothing was stored"
+    if len(errors) > len(shown):
+        message += f" (the first {len(shown)} of {len(errors)} errors are listed)"
+    return IngestError(
+        message,
+        shown,
+        invalid_items=failing,
+        error_count=len(errors),
+        errors_shown_max=ERRORS_SHOWN,
+    )
 
 
 @dataclass
@@ -91,6 +122,7 @@ class _Resolver:
         self.schemas: dict[int, tuple[list[str], dict[str, dict]]] = {}
         self.fast: dict[int, tuple[set, object]] = {}
         self.routers: dict[int, object] = {}
+        self.arms: dict[int, tuple[int | None, int | None]] = {}
 
     def model(self, name: str) -> MLModel | None:
         if name not in self.models:
@@ -110,6 +142,36 @@ class _Resolver:
 
     def route(self, model: MLModel, entity: str):
         return self.router(model)(entity)
+
+    def serving(self, model: MLModel) -> tuple[int | None, int | None]:
+        """(champion pk, challenger pk) of the model's current traffic split; without
+        one the production version is the champion. History of splits is not kept, so
+        a role is checked against the split at ingest time."""
+        if model.pk not in self.arms:
+            split = TrafficSplit.objects.filter(model_id=model.pk).values_list(
+                "champion_id", "challenger_id"
+            )
+            champion, challenger = split.first() or (None, None)
+            if champion is None:
+                production = model.production_version()
+                champion, challenger = (production.pk if production else None), None
+            self.arms[model.pk] = (champion, challenger)
+        return self.arms[model.pk]
+
+    def role(self, model: MLModel, version: MLModelVersion, role: str | None):
+        """The item's role (its own, or the one the version serves in), and the reason
+        the role disagrees with the split, if it does."""
+        champion, challenger = self.serving(model)
+        serves = (
+            "champion" if version.pk == champion
+            else "challenger" if version.pk == challenger
+            else "shadow"
+        )  # fmt: skip
+        if role is None or role == serves:
+            return serves, None
+        if serves == "shadow":
+            return role, f"version {version.version} is not the {role} of the traffic split"
+        return role, f"version {version.version} serves as {serves}, not {role}"
 
     def fast_spec(self, version: MLModelVersion):
         if version.pk not in self.fast:
@@ -263,7 +325,8 @@ def _timestamp(item, errors, i, now: datetime) -> datetime:
                 "reason": "outside the accepted range (retention period to now)",
             }
         )
-    return parsed
+        return now
+    return parsed.astimezone(UTC)
 
 
 def _version_for(item, model, resolver, errors, i):
@@ -272,24 +335,22 @@ def _version_for(item, model, resolver, errors, i):
     role = item.get("role")
     if role is not None and role not in ROLES:
         errors.append({"index": i, "field": "role", "reason": f"must be one of {sorted(ROLES)}"})
+        return None, ""
     if semver:
         version = resolver.version(model, semver)
         if version is None:
             errors.append({"index": i, "field": "version", "reason": f"unknown version {semver}"})
             return None, ""
-        if role is None:
-            role = (
-                "champion"
-                if version.status == "production"
-                else ("challenger" if version.traffic_percentage > 0 else "shadow")
-            )
-        return version, role
-    try:
-        served = resolver.route(model, item.get("entity") or "")
-    except NoServingVersion as exc:
-        errors.append({"index": i, "field": "version", "reason": str(exc)})
-        return None, ""
-    return served.version, role or served.arm
+    else:
+        try:
+            version = resolver.route(model, item.get("entity") or "").version
+        except NoServingVersion as exc:
+            errors.append({"index": i, "field": "version", "reason": str(exc)})
+            return None, ""
+    role, disagreement = resolver.role(model, version, role)
+    if disagreement:
+        errors.append({"index": i, "field": "role", "reason": disagreement})
+    return version, role
 
 
 def _validate_item(item, i, resolver, plan, errors, now):
@@ -349,20 +410,17 @@ def predictions_validate(items) -> _Plan:
     resolver, now = _Resolver(), timezone.now()
     plan = _fast_plan(items, resolver, now)
     if plan is not None:
+        _check_repeats(plan)
         return plan
-    plan, errors = _Plan(), []
+    plan = _Plan()
+    errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         _validate_item(item, i, resolver, plan, errors, now)
-        if len(errors) > 1000:
-            errors.append({"index": None, "field": "", "reason": "too many errors; stopped"})
-            break
     if not errors:
         _check_matrix(plan, errors)
     if errors:
-        failing = len({e["index"] for e in errors if e["index"] is not None})
-        raise IngestError(
-            f"{failing} of {len(items)} predictions are invalid; nothing was stored", errors
-        )
+        raise _refuse(errors, len(items))
+    _check_repeats(plan)
     return plan
 
 
@@ -434,7 +492,9 @@ def _fast_timestamps(items: list, now: datetime) -> list | None:
     oldest = now - timedelta(days=settings.PREDICTION_RETENTION_DAYS)
     if min(parsed) < oldest or max(parsed) > now + FUTURE_SLACK:
         return None
-    return parsed
+    # Python admits offsets the database does not (seconds, microseconds, +23:59):
+    # stored in UTC, the instant is kept and every database takes it.
+    return [p if p.tzinfo is UTC else p.astimezone(UTC) for p in parsed]
 
 
 def _fast_attributes(items: list) -> list | None:
@@ -461,29 +521,29 @@ def _fast_versions(items, model, entities, resolver) -> tuple[list, list] | None
         return None
     decide = resolver.router(model)
     fixed = getattr(decide, "fixed", None)
+    champion, challenger = resolver.serving(model)
     versions, arms = [], []
     for semver, role, entity in zip(semvers, roles, entities, strict=True):
         if semver is None:
             try:
-                served = fixed or decide(entity)
+                version = (fixed or decide(entity)).version
             except NoServingVersion:
                 return None
-            versions.append(served.version)
-            arms.append(role or served.arm)
-            continue
-        if type(semver) is not str or not semver.strip() or len(semver) > MAX_LEN["version"]:
+        elif type(semver) is not str or not semver.strip() or len(semver) > MAX_LEN["version"]:
             return None
-        version = resolver.version(model, semver)
-        if version is None:
-            return None
-        if role is None:
-            role = (
-                "champion"
-                if version.status == "production"
-                else ("challenger" if version.traffic_percentage > 0 else "shadow")
-            )
+        else:
+            version = resolver.version(model, semver)
+            if version is None:
+                return None
+        serves = (
+            "champion" if version.pk == champion
+            else "challenger" if version.pk == challenger
+            else "shadow"
+        )  # fmt: skip
+        if role is not None and role != serves:
+            return None  # the item-by-item pass names the disagreement
         versions.append(version)
-        arms.append(role)
+        arms.append(serves)
     return versions, arms
 
 
@@ -499,7 +559,7 @@ def _fast_plan(items: list, resolver: "_Resolver", now: datetime) -> _Plan | Non
         entities = [item["entity"] for item in items]
         model_names = {item["model"] for item in items}
         features = [item["features"] for item in items]
-        scores = [item["score"] for item in items]
+        raw_scores = [item["score"] for item in items]
     except (KeyError, TypeError):  # a missing key, or an unhashable model name
         return None
     if len(model_names) != 1:
@@ -513,14 +573,20 @@ def _fast_plan(items: list, resolver: "_Resolver", now: datetime) -> _Plan | Non
         return None
     model = resolver.model(model_name)
     incident_ids = _optional_strings(items, "incident_id")
-    scores = _numbers_within(scores, 0.0, 1.0)
+    scores = _numbers_within(raw_scores, 0.0, 1.0)
     confidences = [item.get("confidence") for item in items]
     given = [c for c in confidences if c is not None]
     if given and _numbers_within(given, 0.0, 1.0) is None:
         return None
     attributes = _fast_attributes(items)
     timestamps = _fast_timestamps(items, now)
-    if None in (model, incident_ids, scores, attributes, timestamps):
+    if (
+        model is None
+        or incident_ids is None
+        or scores is None
+        or attributes is None
+        or timestamps is None
+    ):
         return None
     routed = _fast_versions(items, model, entities, resolver)
     if routed is None:
@@ -546,19 +612,18 @@ def _fast_plan(items: list, resolver: "_Resolver", now: datetime) -> _Plan | Non
         timestamps=timestamps,
     )
     width = len(rows[0])
-    if any(len(row) != width for row in rows):
-        errors: list = []
-        _check_matrix(plan, errors)
-        return None if errors else plan
-    # _fast_row let through only ints and floats, so nothing but an integer beyond
-    # float range can fail here (the item-by-item pass then names it)
-    try:
-        plan.matrix = np.fromiter(
-            itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
-        ).reshape(len(rows), width)
-    except OverflowError:
-        return None
-    return plan if np.isfinite(plan.matrix).all() else None
+    if all(len(row) == width for row in rows):
+        # _fast_row let through only ints and floats, so nothing but an integer beyond
+        # float range can fail here (the item-by-item pass then names it)
+        try:
+            plan.matrix = np.fromiter(
+                itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width
+            ).reshape(len(rows), width)
+        except OverflowError:
+            return None
+    errors: list = []
+    _check_matrix(plan, errors)
+    return None if errors else plan
 
 
 def _float_matrix(rows: list) -> np.ndarray:
@@ -578,17 +643,98 @@ def _to_float(value) -> float:
 
 
 def _check_matrix(plan: _Plan, errors: list) -> None:
-    """Vectorised: every feature value finite (JSON admits 1e999, which parses to inf)."""
-    by_width: dict[int, list[int]] = {}
-    for i, row in enumerate(plan.features):
-        by_width.setdefault(len(row), []).append(i)
-    for indexes in by_width.values():
-        matrix = _float_matrix([plan.features[i] for i in indexes])
-        bad_rows, bad_cols = np.nonzero(~np.isfinite(matrix))
-        for r, c in zip(bad_rows[:1000], bad_cols[:1000], strict=True):
-            i = indexes[r]
-            name = plan.versions[i].feature_names[c]
-            errors.append({"index": i, "field": f"features.{name}", "reason": "must be finite"})
+    """Vectorised, per version: every feature value finite (JSON admits 1e999, which
+    parses to inf) and within float32 range, every categorical code one of the levels.
+    One error per failing row: its first failing feature."""
+    distinct = _distinct(plan.versions)
+    if len(distinct) == 1:
+        groups = [(distinct[0], list(range(len(plan.versions))))]
+    else:
+        by_version: dict[int, list[int]] = {}
+        for i, version in enumerate(plan.versions):
+            by_version.setdefault(id(version), []).append(i)
+        groups = [(plan.versions[rows[0]], rows) for rows in by_version.values()]
+    for version, indexes in groups:
+        if plan.matrix is not None:
+            matrix = plan.matrix if len(groups) == 1 else plan.matrix[indexes]
+        else:
+            matrix = _float_matrix([plan.features[i] for i in indexes])
+        for r, c, reason in _bad_cells(matrix, version.feature_schema):
+            name = version.feature_names[c]
+            errors.append({"index": indexes[r], "field": f"features.{name}", "reason": reason})
+
+
+def _bad_cells(matrix: np.ndarray, schema: list[dict]) -> list[tuple[int, int, str]]:
+    """(row, column, reason) of the first bad value of each row that has one."""
+    finite = np.isfinite(matrix)
+    with np.errstate(invalid="ignore"):
+        bad = ~finite | (np.abs(matrix) > FLOAT32_MAX)
+        levels = {}
+        for j, spec in enumerate(schema[: matrix.shape[1]]):
+            if spec.get("type") == "categorical":
+                column, levels[j] = matrix[:, j], len(spec.get("levels") or [])
+                bad[:, j] |= ~((column >= 0) & (column < levels[j]) & (np.floor(column) == column))
+    cells = []
+    for r in np.flatnonzero(bad.any(axis=1)):
+        c = int(np.argmax(bad[r]))
+        if not finite[r, c]:
+            reason = "must be finite"
+        elif abs(matrix[r, c]) > FLOAT32_MAX:
+            reason = OUT_OF_FLOAT32
+        else:
+            reason = f"must be a level code 0 to {levels[c] - 1} or a level name"
+        cells.append((int(r), c, reason))
+    return cells
+
+
+def _content(plan: _Plan, i: int) -> tuple:
+    """What a retry must repeat of item i (CONTENT's order); the time is not part of
+    it, since a retry without a timestamp is stamped anew."""
+    return (
+        plan.versions[i].pk,
+        plan.entities[i],
+        plan.incident_ids[i],
+        plan.scores[i],
+        plan.confidences[i],
+        _feature_bytes(plan.features[i]),
+    )
+
+
+def _conflict(index: int, stored: tuple, sent: tuple, where: str) -> dict:
+    differing = [name for name, a, b in zip(CONTENT, stored, sent, strict=True) if a != b]
+    return {
+        "index": index,
+        "field": "request_id",
+        "reason": f"{where} with a different {', '.join(differing)}",
+    }
+
+
+def _raise_conflicts(conflicts: list[dict], received: int) -> None:
+    if conflicts:
+        raise IngestConflict(
+            f"{len(conflicts)} of {received} predictions reuse a request_id with other "
+            "content; nothing was stored",
+            conflicts[:ERRORS_SHOWN],
+            invalid_items=len(conflicts),
+            error_count=len(conflicts),
+            errors_shown_max=ERRORS_SHOWN,
+        )
+
+
+def _check_repeats(plan: _Plan) -> None:
+    """A request_id repeated inside the batch must carry the same content each time."""
+    ids = plan.request_ids
+    if len(set(ids)) == len(ids):
+        return
+    first: dict[str, int] = {}
+    conflicts = []
+    for i, rid in enumerate(ids):
+        j = first.setdefault(rid, i)
+        if j != i and _content(plan, j) != _content(plan, i):
+            conflicts.append(
+                _conflict(i, _content(plan, j), _content(plan, i), f"repeats item {j}")
+            )
+    _raise_conflicts(conflicts, len(ids))
 
 
 def predictions_ingest(*, items) -> IngestResult:
@@ -623,14 +769,20 @@ def _version_ids(versions: list) -> list[str]:
 
 @transaction.atomic
 def _store_bulk(plan: _Plan) -> int:
-    existing = set()
+    existing: dict[str, tuple] = {}
     ids = plan.request_ids
     for start in range(0, len(ids), 500):
-        existing.update(
-            PredictionLog.objects.filter(request_id__in=ids[start : start + 500]).values_list(
-                "request_id", flat=True
-            )
-        )
+        stored = PredictionLog.objects.filter(request_id__in=ids[start : start + 500])
+        for rid, version_id, entity, incident_id, score, confidence, features in stored.values_list(
+            "request_id", "version_id", "entity", "incident_id", "score", "confidence", "features"
+        ):
+            existing[rid] = (version_id, entity, incident_id, score, confidence, bytes(features))
+    conflicts = [
+        _conflict(i, existing[rid], _content(plan, i), "already stored")
+        for i, rid in enumerate(ids)
+        if rid in existing and existing[rid] != _content(plan, i)
+    ]
+    _raise_conflicts(conflicts, len(ids))
     now, seen, rows = timezone.now(), set(), []
     for i, decision in enumerate(_decisions(plan)):
         rid = ids[i]
@@ -748,7 +900,9 @@ def _store_postgresql(plan: _Plan) -> int:
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             with transaction.atomic():
-                return _insert_staged(buffer, columns)
+                accepted = _insert_staged(buffer, columns)
+                _raise_conflicts(_staged_conflicts(plan), len(plan.request_ids))
+                return accepted
         except (OperationalError, psycopg.Error) as exc:
             if not _deadlocked(exc) or attempt == DEADLOCK_RETRIES:
                 raise
@@ -772,3 +926,25 @@ def _insert_staged(buffer: bytes, columns: str) -> int:
             "ON CONFLICT (request_id) DO NOTHING"
         )
         return cursor.rowcount
+
+
+def _staged_conflicts(plan: _Plan) -> list[dict]:
+    """Items whose request_id is stored with other content: after the INSERT, so that
+    a concurrent batch holding the same request_id has committed and is compared too."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (s.request_id) s.request_id, p.version_id, p.entity, "
+            "p.incident_id, p.score, p.confidence, p.features "
+            "FROM prediction_stage s JOIN monitoring_predictionlog p USING (request_id) "
+            "WHERE (s.version_id, s.entity, s.incident_id, s.score, s.confidence, s.features) "
+            "IS DISTINCT FROM "
+            "(p.version_id, p.entity, p.incident_id, p.score, p.confidence, p.features)"
+        )
+        stored = {rid: (*rest[:-1], bytes(rest[-1])) for rid, *rest in cursor.fetchall()}
+    first: dict[str, int] = {}
+    for i, rid in enumerate(plan.request_ids):
+        first.setdefault(rid, i)
+    return [
+        _conflict(first[rid], content, _content(plan, first[rid]), "already stored")
+        for rid, content in sorted(stored.items(), key=lambda kv: first[kv[0]])
+    ]

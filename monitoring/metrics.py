@@ -1,7 +1,8 @@
 """``/metrics`` in the Prometheus text exposition format (version 0.0.4).
 
 Access: a bearer token (``METRICS_TOKEN``), a client address inside
-``METRICS_ALLOWED_NETWORKS`` (default loopback only), or a signed-in person who may
+``METRICS_ALLOWED_NETWORKS`` (default loopback only; behind ``PROXY_COUNT`` proxies, the
+address they forwarded), or a signed-in person who may
 view monitoring. Everything is read from stored results plus one grouped count of
 the prediction log; no drift statistic is computed here.
 """
@@ -70,6 +71,19 @@ def _number(value) -> str:
     return repr(value)
 
 
+def _client_address(request) -> str:
+    """The address the network rule checks. Behind PROXY_COUNT reverse proxies the
+    connection comes from the nearest proxy (often loopback), so the client is the
+    address the outermost trusted proxy appended to X-Forwarded-For; earlier entries are
+    the client's to forge, and too few entries mean none can be trusted."""
+    count = settings.PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if count <= 0 or forwarded is None:
+        return request.META.get("REMOTE_ADDR", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    return hops[-count] if len(hops) >= count else ""
+
+
 def allowed(request) -> tuple[bool, int]:
     """(allowed, status to answer otherwise)."""
     token = settings.METRICS_TOKEN
@@ -79,7 +93,7 @@ def allowed(request) -> tuple[bool, int]:
     if request.user.is_authenticated and request.user.has_perm("monitoring.view_monitoring"):
         return True, 403
     try:
-        client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        client = ipaddress.ip_address(_client_address(request))
     except ValueError:
         return False, 403
     for network in settings.METRICS_ALLOWED_NETWORKS:
@@ -236,12 +250,11 @@ def _alerts(out: Exposition) -> None:
 
 
 def _ingest(out: Exposition) -> None:
-    counts = (
+    counts = list(
         PredictionLog.objects.values("version__model__name", "version__version", "role")
         .annotate(n=Count("id"), labelled=Count("label"))
         .order_by()
     )
-    counts = list(counts)
     out.family(
         "govsite_predictions_logged_total",
         "counter",
@@ -277,12 +290,11 @@ def _ingest(out: Exposition) -> None:
 
 
 def _jobs(out: Exposition) -> None:
-    runs = (
+    runs = list(
         DriftRun.objects.values("model__name", "status")
         .annotate(n=Count("id"), seconds=Sum("duration_seconds"))
         .order_by()
     )
-    runs = list(runs)
     out.family(
         "govsite_drift_runs_total",
         "counter",

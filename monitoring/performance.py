@@ -36,7 +36,7 @@ METRICS = {"precision": "precision", "recall": "recall", "f1": "f1_score", "auc"
 
 
 def lookback() -> timedelta:
-    return timedelta(minutes=getattr(settings, "PERFORMANCE_LOOKBACK_MINUTES", 1440))
+    return timedelta(minutes=settings.PERFORMANCE_LOOKBACK_MINUTES)
 
 
 def labelled(*, version: MLModelVersion, start: datetime, end: datetime):
@@ -69,10 +69,11 @@ def performance_window_compute(
     start = window_end - lookback()
     y, scores, n_predictions = labelled(version=version, start=start, end=window_end)
     n_pos = int(y.sum())
-    enough = y.size >= getattr(settings, "PERFORMANCE_MIN_LABELS", 50) and min(
-        n_pos, y.size - n_pos
-    ) >= getattr(settings, "PERFORMANCE_MIN_CLASS_LABELS", 10)
-    values = {metric: None for metric in METRICS}
+    enough = (
+        y.size >= settings.PERFORMANCE_MIN_LABELS
+        and min(n_pos, y.size - n_pos) >= settings.PERFORMANCE_MIN_CLASS_LABELS
+    )
+    values: dict[str, float | None] = {metric: None for metric in METRICS}
     degraded = {}
     if enough:
         measured = binary_metrics(y, scores, threshold=version.decision_threshold)

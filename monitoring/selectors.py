@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
-from monitoring.models import Alert, DetectorState, DriftResult, DriftRun, PerformanceResult
+from monitoring.models import Alert, DriftResult, DriftRun, PerformanceResult
 from registry.models import MLModel, MLModelVersion
 
 
@@ -133,7 +133,3 @@ def models_overview():
     return MLModel.objects.annotate(
         active_alerts=Count("alerts", filter=Q(alerts__status__in=Alert.ACTIVE), distinct=True)
     ).order_by("name")
-
-
-def detector_states(*, model: MLModel):
-    return DetectorState.objects.filter(version__model=model).select_related("version")

@@ -71,7 +71,7 @@ def dashboard(request, name: str):
         "versions": versions,
         "version": version,
         "runs": latest_runs(model=model),
-        "alerts": alerts_list(model=model).order_by("-last_seen")[:100],
+        "alerts": alerts_list(model=model.name).order_by("-last_seen")[:100],
         "can_manage": request.user.has_perm("monitoring.manage_alert"),
         "can_run": request.user.has_perm("monitoring.run_drift"),
     }
@@ -90,7 +90,7 @@ def dashboard(request, name: str):
                 version=version,
                 results=results,
                 performance=list(performance_results(model=model, version=version)),
-                alerts=list(alerts_list(model=model, version=version)),
+                alerts=list(alerts_list(model=model.name, version=version)),
                 selection=selection,
             ),
         )

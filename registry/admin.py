@@ -4,16 +4,18 @@ evidence, and promote / archive / roll back actions behind confirmation pages.""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, ReadOnlyAdminMixin
 from core.audit import audit_record
 from core.models import AuditEvent
 from core.views import form_text
 from registry import services
+from registry.errors import GovernanceError
 from registry.evidence import metric_deltas, policy_checks
 from registry.extensions import evidence_section
 from registry.models import (
@@ -22,7 +24,14 @@ from registry.models import (
     Experiment,
     MLModel,
     MLModelVersion,
+    PolicyChange,
     TrafficSplit,
+)
+from registry.policy import (
+    POLICY_FIELDS,
+    policy_change_confirm,
+    policy_change_reject,
+    policy_update,
 )
 from registry.traffic import ExperimentPlan, traffic_preview, traffic_set
 
@@ -50,14 +59,17 @@ def _audit_table(queryset):
 
 @admin.register(MLModel)
 class MLModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "required_approvals", "fairness_gate", "created_at"]
-    search_fields = ["name", "description"]
+    list_display = ["name", "display_label", "owner", "required_approvals", "fairness_gate"]
+    search_fields = ["name", "display_label", "description"]
     readonly_fields = ["experiment_salt", "created_at"]
     fieldsets = [
-        (None, {"fields": ["name", "description", "owner"]}),
+        (None, {"fields": ["name", "display_label", "description", "owner"]}),
         (
             "Approval policy",
             {
+                "description": "Strengthening takes effect at once and expires pending "
+                "approvals; a weakening is proposed here and applies only when another "
+                "approver confirms it under Policy changes.",
                 "fields": [
                     "min_precision",
                     "min_recall",
@@ -65,7 +77,8 @@ class MLModelAdmin(admin.ModelAdmin):
                     "min_auc",
                     "required_approvals",
                     "fairness_gate",
-                ]
+                    "protected_attributes",
+                ],
             },
         ),
         (
@@ -75,16 +88,97 @@ class MLModelAdmin(admin.ModelAdmin):
         ("Schema", {"fields": ["feature_schema", "experiment_salt", "created_at"]}),
     ]
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.versions.exists():
+            fields.append("name")  # the SOC backend's key; see MLModel.save
+        return fields
 
-        audit_record(
-            action="model.policy_changed",
-            actor=request.user,
-            obj=obj,
-            model_name=obj.name,
-            payload={"changed": form.changed_data},
-        )
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit_record(action="model.created", actor=request.user, obj=obj, model_name=obj.name)
+            return
+        stored = MLModel.objects.get(pk=obj.pk)
+        new_policy = {f: getattr(obj, f) for f in POLICY_FIELDS}
+        for field in POLICY_FIELDS:  # the policy changes only through its service
+            setattr(obj, field, getattr(stored, field))
+        other = [f for f in form.changed_data if f not in POLICY_FIELDS]
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if other:
+                audit_record(
+                    action="model.changed",
+                    actor=request.user,
+                    obj=obj,
+                    model_name=obj.name,
+                    payload={
+                        "changes": {
+                            f: {
+                                "old": _jsonable(getattr(stored, f)),
+                                "new": _jsonable(getattr(obj, f)),
+                            }
+                            for f in other
+                        }
+                    },
+                )
+            try:
+                proposal = policy_update(model=obj, new=new_policy, actor=request.user)
+            except GovernanceError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return
+        obj.refresh_from_db()
+        if proposal is not None:
+            self.message_user(
+                request,
+                f"The weakening ({', '.join(proposal.changes)}) is proposed as policy change "
+                f"#{proposal.pk}; it applies when another approver confirms it.",
+                messages.WARNING,
+            )
+
+
+def _jsonable(value):
+    return value if isinstance(value, str | int | float | bool | list | dict | None) else str(value)
+
+
+@admin.register(PolicyChange)
+class PolicyChangeAdmin(ReadOnlyAdmin):
+    """Proposed weakenings of a model's policy: a second approver confirms or rejects."""
+
+    list_display = [
+        "__str__",
+        "model",
+        "changes",
+        "status",
+        "proposed_by",
+        "proposed_at",
+        "decided_by",
+    ]
+    list_filter = ["status", "model"]
+    actions = ["confirm", "reject"]
+
+    def has_confirm_permission(self, request):
+        return request.user.has_perm("registry.change_mlmodel")
+
+    has_reject_permission = has_confirm_permission
+
+    @admin.action(description="Confirm the selected changes", permissions=["confirm"])
+    def confirm(self, request, queryset):
+        self._decide(request, queryset, policy_change_confirm, "confirmed")
+
+    @admin.action(description="Reject the selected changes", permissions=["reject"])
+    def reject(self, request, queryset):
+        self._decide(request, queryset, policy_change_reject, "rejected")
+
+    def _decide(self, request, queryset, service, done):
+        for proposal in queryset:
+            try:
+                service(proposal=proposal, actor=request.user)
+            except GovernanceError as exc:
+                self.message_user(request, f"#{proposal.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.log_change(request, proposal, done)
+                self.message_user(request, f"#{proposal.pk} {done}.", messages.SUCCESS)
 
 
 def _delta(field, label):
@@ -93,12 +187,13 @@ def _delta(field, label):
         value = metric_deltas(obj, production)[field]
         if value["candidate"] is None:
             return "—"
+        shown = f"{value['candidate']:.3f}"
+        if obj.metrics_self_reported:
+            shown += " (self-reported)"
         if value["delta"] is None or production is None or production.pk == obj.pk:
-            return f"{value['candidate']:.3f}"
+            return shown
         sign = "+" if value["delta"] >= 0 else ""
-        return format_html(
-            "{} <small>({}{})</small>", f"{value['candidate']:.3f}", sign, f"{value['delta']:.3f}"
-        )
+        return format_html("{} <small>({}{})</small>", shown, sign, f"{value['delta']:.3f}")
 
     column.short_description = label
     return column
@@ -362,21 +457,14 @@ class MLModelVersionAdmin(admin.ModelAdmin):
         return self._confirm_bulk(request, queryset, "rollback")
 
 
-class DecisionInline(admin.TabularInline):
+class DecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ApprovalDecision
     extra = 0
-    can_delete = False
     readonly_fields = ["approver", "decision", "notes", "decided_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(admin.ModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "status", "requested_by", "requested_at", "decided_at"]
     list_filter = ["status", "version__model"]
     inlines = [DecisionInline]
@@ -391,15 +479,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "evidence_hash",
     ]
     exclude = ["evidence"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_approve_version_permission(self, request):
         return request.user.has_perm("registry.approve_version")
@@ -495,7 +574,7 @@ class TrafficSplitForm(forms.Form):
 
 
 @admin.register(TrafficSplit)
-class TrafficSplitAdmin(admin.ModelAdmin):
+class TrafficSplitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Approvers edit a model's split here; every change is previewed, then confirmed."""
 
     def has_module_permission(self, request):
@@ -503,15 +582,6 @@ class TrafficSplitAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("registry.set_traffic")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

@@ -12,12 +12,13 @@ from core.audit import audit_permission_denied
 from core.schema import api_error
 from registry import services
 from registry.models import ApprovalRequest, MLModel, MLModelVersion
-from registry.routing import NoServingVersion, route_table
+from registry.routing import route_table
 from registry.selectors import version_list
 from registry.serializers import (
     ApprovalRequestSerializer,
     MeSerializer,
     MLModelSerializer,
+    MLModelVersionDetailSerializer,
     MLModelVersionSerializer,
     NotesSerializer,
     RegisterVersionSerializer,
@@ -29,14 +30,6 @@ from registry.serializers import (
 from registry.traffic import ExperimentPlan, traffic_config, traffic_set
 
 CanViewRegistry = require_perms("registry.view_mlmodelversion")
-
-
-def governed(call):
-    """Run a service; its GovernanceError becomes the JSON error of DESIGN.md section 4."""
-    try:
-        return call()
-    except services.GovernanceError as exc:
-        raise ApiError(exc.message, exc.details, status=exc.status) from None
 
 
 class MeView(APIView):
@@ -78,22 +71,20 @@ class VersionListView(generics.ListCreateAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         evaluation = data.get("evaluation")
-        version = governed(
-            lambda: services.model_version_register(
-                model_name=name,
-                version=data["version"],
-                artifact=data["artifact"].read(),
-                metadata=data["metadata"],
-                evaluation=evaluation.read() if evaluation else None,
-                registered_by=request.user,
-                description=data.get("description", ""),
-            )
+        version = services.model_version_register(
+            model_name=name,
+            version=data["version"],
+            artifact=data["artifact"].read(),
+            metadata=data["metadata"],
+            evaluation=evaluation.read() if evaluation else None,
+            registered_by=request.user,
+            description=data.get("description", ""),
         )
         return Response(MLModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
 class VersionDetailView(generics.RetrieveAPIView):
-    serializer_class = MLModelVersionSerializer
+    serializer_class = MLModelVersionDetailSerializer
     permission_classes = [CanViewRegistry]
     queryset = version_list()
 
@@ -108,10 +99,8 @@ class RequestApprovalView(APIView):
         version = get_object_or_404(MLModelVersion, pk=pk)
         form = NotesSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        approval = governed(
-            lambda: services.approval_request_create(
-                version=version, actor=request.user, notes=form.validated_data["notes"]
-            )
+        approval = services.approval_request_create(
+            version=version, actor=request.user, notes=form.validated_data["notes"]
         )
         return Response(ApprovalRequestSerializer(approval).data, status=status.HTTP_201_CREATED)
 
@@ -130,13 +119,11 @@ class DecideView(APIView):
         pending = version.approval_requests.filter(status=ApprovalRequest.Status.PENDING).first()
         if pending is None:
             raise ApiError(f"{version} has no pending approval request", status=409)
-        approval = governed(
-            lambda: services.approval_decide(
-                request=pending,
-                approver=request.user,
-                decision=self.decision,
-                notes=form.validated_data["notes"],
-            )
+        approval = services.approval_decide(
+            request=pending,
+            approver=request.user,
+            decision=self.decision,
+            notes=form.validated_data["notes"],
         )
         approval.refresh_from_db()
         return Response(ApprovalRequestSerializer(approval).data)
@@ -172,10 +159,8 @@ class TransitionView(APIView):
         )
         if not request.user.has_perm(needed):
             self.permission_denied(request, message=f"moving a version to {to} needs {needed}")
-        version = governed(
-            lambda: services.version_transition(
-                version=version, to=to, actor=request.user, notes=form.validated_data["notes"]
-            )
+        version = services.version_transition(
+            version=version, to=to, actor=request.user, notes=form.validated_data["notes"]
         )
         return Response(MLModelVersionSerializer(version).data)
 
@@ -190,10 +175,8 @@ class RollbackView(APIView):
         model = get_object_or_404(MLModel, name=name)
         form = NotesSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        version = governed(
-            lambda: services.version_rollback(
-                model=model, actor=request.user, notes=form.validated_data["notes"]
-            )
+        version = services.version_rollback(
+            model=model, actor=request.user, notes=form.validated_data["notes"]
         )
         return Response(MLModelVersionSerializer(version).data)
 
@@ -244,17 +227,15 @@ class TrafficView(APIView):
             minimum_sample_size=data["minimum_sample_size"],
             alpha=data["alpha"],
         )
-        governed(
-            lambda: traffic_set(
-                model=model,
-                challenger=challenger or None,
-                challenger_bp=data["challenger_bp"],
-                shadows=shadows,
-                actor=request.user,
-                notes=data["notes"],
-                plan=plan,
-                expected_revision=data.get("revision"),
-            )
+        traffic_set(
+            model=model,
+            challenger=challenger or None,
+            challenger_bp=data["challenger_bp"],
+            shadows=shadows,
+            actor=request.user,
+            notes=data["notes"],
+            plan=plan,
+            expected_revision=data.get("revision"),
         )
         config, etag = traffic_config(model=model)
         return Response(config, headers={"ETag": etag})
@@ -287,10 +268,7 @@ class RouteView(APIView):
         entity = request.query_params.get("entity", "")
         if not entity or len(entity) > 256:
             raise ApiError("entity is required (1 to 256 characters)", {"field": "entity"})
-        try:
-            version, arm = table.decide(entity)
-        except NoServingVersion as exc:
-            raise ApiError(str(exc), {"model": name}, status=409) from None
+        version, arm = table.decide(entity)  # NoServingVersion answers 409
         return Response(
             {
                 "model": name,

@@ -11,18 +11,26 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import xgboost as xgb
 from django.conf import settings
 
+from core.errors import DomainError
 from registry.training import load_booster
 
 ALLOWED_SUFFIXES = {".json", ".ubj", ".npz"}
 
 
-class ArtifactIntegrityError(Exception):
-    """The file on disk does not match the SHA-256 recorded in the registry."""
+class ArtifactIntegrityError(DomainError):
+    """The file on disk does not match the SHA-256 recorded in the registry (409);
+    `details` carries both hashes, after whatever the caller adds in `details`."""
 
-    def __init__(self, message: str, *, expected: str, actual: str | None):
-        super().__init__(message)
+    status = 409
+
+    def __init__(
+        self, message: str, *, expected: str, actual: str | None, details: dict | None = None
+    ):
+        hashes = {"expected_sha256": expected, "actual_sha256": actual or ""}
+        super().__init__(message, {**(details or {}), **hashes})
         self.expected = expected
         self.actual = actual
 
@@ -95,9 +103,9 @@ class _BoosterCache:
     def __init__(self, size: int = 8):
         self.size = size
         self.lock = threading.Lock()
-        self.entries: OrderedDict[str, tuple[tuple[int, ...], object]] = OrderedDict()
+        self.entries: OrderedDict[str, tuple[tuple[int, ...] | None, xgb.Booster]] = OrderedDict()
 
-    def get(self, sha: str, relpath: str):
+    def get(self, sha: str, relpath: str) -> xgb.Booster:
         path = Path(settings.ARTIFACT_ROOT) / relpath
         try:
             st = path.stat()

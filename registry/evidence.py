@@ -3,10 +3,11 @@
 Fairness and drift sections and the fairness gate's checks come from the apps that own
 them, through the slots in `registry.extensions`.
 
-`evidence_hash` covers only the candidate's own evidence (artifact, metrics,
-threshold, schema, model card). If any of it changes after a request or an
-approval, the approval expires. Fairness and drift are re-checked live at
-decision time instead, since they legitimately change while a request waits.
+`evidence_hash` covers the candidate's own evidence (artifact, metrics and where
+they came from, threshold, schema, model card) and the model's approval policy. If
+any of it changes after a request or an approval, the approval expires. Fairness and
+drift are re-checked live at decision time instead, since they legitimately change
+while a request waits.
 """
 
 import hashlib
@@ -14,6 +15,7 @@ import json
 
 from registry.extensions import evidence_section, gate_checks
 from registry.models import MLModelVersion
+from registry.policy import policy_of
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
 CARD_FIELDS = ("intended_use", "limitations", "ethical_considerations", "evaluation_data")
@@ -32,6 +34,8 @@ def evidence_hash(version: MLModelVersion) -> str:
         "threshold": version.decision_threshold,
         "schema": version.feature_schema,
         "card": {f: getattr(version, f) for f in CARD_FIELDS},
+        "metrics_source": version.metrics_source,
+        "policy": policy_of(version.model),
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -46,6 +50,8 @@ def metric_deltas(version: MLModelVersion, production: MLModelVersion | None) ->
             "candidate": mine,
             "production": theirs,
             "delta": None if mine is None or theirs is None else mine - theirs,
+            "candidate_source": version.metrics_source,
+            "production_source": production.metrics_source if production else None,
         }
     return deltas
 
@@ -58,13 +64,16 @@ def policy_checks(version: MLModelVersion) -> list[dict]:
         if floor is None:
             continue
         value = getattr(version, metric)
-        checks.append(
-            {
-                "check": f"{metric} >= {floor}",
-                "passed": value is not None and value >= floor,
-                "detail": f"{metric} is {value if value is not None else 'unknown'}",
-            }
-        )
+        shown = "unknown" if value is None else value
+        if version.metrics_self_reported:
+            # A floor is met only by figures the registry computed from the stored set.
+            passed, detail = (
+                False,
+                f"{metric} {shown} is self-reported (no labelled evaluation set)",
+            )
+        else:
+            passed, detail = value is not None and value >= floor, f"{metric} is {shown}"
+        checks.append({"check": f"{metric} >= {floor}", "passed": passed, "detail": detail})
     missing = [f for f in ("intended_use", "limitations") if not getattr(version, f).strip()]
     checks.append(
         {
@@ -95,7 +104,9 @@ def evidence_snapshot(version: MLModelVersion) -> dict:
             "evaluation_rows": version.evaluation_rows,
         },
         "production_version": production.version if production else None,
+        "metrics_source": version.metrics_source,
         "metrics": metric_deltas(version, production),
+        "policy": policy_of(version.model),
         "model_card": {f: getattr(version, f) for f in CARD_FIELDS},
         "policy_checks": policy_checks(version),
         "fairness": evidence_section("fairness", version),

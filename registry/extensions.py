@@ -18,25 +18,36 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    import numpy as np
-
+    from core.audit import Actor
     from registry.models import MLModel, MLModelVersion
 
-# (feature schema, evaluation arrays, scores) -> reference summary stored on the version
-ReferenceBuilder = Callable[[list[dict], dict[str, "np.ndarray"], "np.ndarray"], dict]
+_T = TypeVar("_T")
+
+
+class Reference(Protocol):
+    """The reference distributions stored with a version: a file and a JSON summary."""
+
+    def to_bytes(self) -> bytes: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+# (feature schema, evaluation arrays, scores) -> the reference stored with the version
+ReferenceBuilder = Callable[[list[dict[str, Any]], dict[str, np.ndarray], np.ndarray], Reference]
 # (model, since) -> the distinct entities seen in the log since then
 RecentEntities = Callable[["MLModel", datetime], Iterable[str]]
 # version -> a JSON-ready evidence section, or None when there is nothing to show
-EvidenceSection = Callable[["MLModelVersion"], dict | None]
+EvidenceSection = Callable[["MLModelVersion"], dict[str, Any] | None]
 # version -> policy checks: [{"check": str, "passed": bool, "detail": str}, ...]
-GateCheck = Callable[["MLModelVersion"], list[dict]]
+GateCheck = Callable[["MLModelVersion"], list[dict[str, Any]]]
 # (version, actor) -> None; runs inside approval_request_create's transaction
-ApprovalRequestedHook = Callable[["MLModelVersion", Any], None]
+ApprovalRequestedHook = Callable[["MLModelVersion", "Actor"], None]
 
 
 @dataclass
@@ -73,13 +84,15 @@ def on_approval_requested(fn: ApprovalRequestedHook) -> None:
         _ext.approval_requested.append(fn)
 
 
-def _required(value, name: str):
+def _required(value: _T | None, name: str) -> _T:
     if value is None:
         raise ImproperlyConfigured(f"no installed app provides the registry's {name}")
     return value
 
 
-def reference_build(schema: list[dict], arrays: dict, scores) -> dict:
+def reference_build(
+    schema: list[dict[str, Any]], arrays: dict[str, np.ndarray], scores: np.ndarray
+) -> Reference:
     return _required(_ext.reference_builder, "reference builder")(schema, arrays, scores)
 
 
@@ -87,7 +100,7 @@ def recent_entities(model: MLModel, since: datetime) -> Iterable[str]:
     return _required(_ext.recent_entities, "recent-entities reader")(model, since)
 
 
-def evidence_section(name: str, version: MLModelVersion | None) -> dict | None:
+def evidence_section(name: str, version: MLModelVersion | None) -> dict[str, Any] | None:
     """The section ``name`` (``"drift"``, ``"fairness"``) of a version's evidence; None
     for no version or no data."""
     if version is None:
@@ -95,10 +108,10 @@ def evidence_section(name: str, version: MLModelVersion | None) -> dict | None:
     return _required(_ext.evidence_sections.get(name), f"evidence section {name!r}")(version)
 
 
-def gate_checks(version: MLModelVersion) -> list[dict]:
+def gate_checks(version: MLModelVersion) -> list[dict[str, Any]]:
     return [check for fn in _ext.gate_checks for check in fn(version)]
 
 
-def approval_requested(version: MLModelVersion, actor) -> None:
+def approval_requested(version: MLModelVersion, actor: Actor) -> None:
     for fn in _ext.approval_requested:
         fn(version, actor)

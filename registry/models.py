@@ -35,8 +35,16 @@ def _new_salt() -> str:
     return secrets.token_hex(8)
 
 
+def default_protected_attributes() -> list[str]:
+    return ["geo_region"]
+
+
 class MLModel(models.Model):
+    # The SOC backend's key for routing and logging: fixed once the model has a version.
     name = models.SlugField(max_length=64, unique=True)
+    display_label = models.CharField(
+        max_length=100, blank=True, help_text="Friendlier name shown on pages (the name stays)."
+    )
     description = models.TextField(blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -55,7 +63,14 @@ class MLModel(models.Model):
     min_auc = models.FloatField(null=True, blank=True)
     required_approvals = models.PositiveSmallIntegerField(default=1)
     fairness_gate = models.BooleanField(
-        default=True, help_text="Require a passing fairness audit before approval."
+        default=True,
+        help_text="Require a complete, passing fairness audit of every protected attribute "
+        "before approval and promotion.",
+    )
+    protected_attributes = models.JSONField(
+        default=default_protected_attributes,
+        blank=True,
+        help_text='Attributes the fairness gate audits, e.g. ["geo_region"]. Set by approvers.',
     )
     # Monitoring and explanation policy.
     drift_window_minutes = models.PositiveIntegerField(default=60)
@@ -75,7 +90,23 @@ class MLModel(models.Model):
     def __str__(self):
         return self.name
 
-    def production_version(self):
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            stored = type(self).objects.filter(pk=self.pk).values_list("name", flat=True).first()
+            if stored is not None and stored != self.name and self.versions.exists():
+                raise ValidationError(
+                    {
+                        "name": f"{stored} has versions: its name is the SOC's key and cannot "
+                        "change (set a display label instead)"
+                    }
+                )
+        super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        return self.display_label or self.name
+
+    def production_version(self) -> "MLModelVersion | None":
         return self.versions.filter(status=MLModelVersion.Status.PRODUCTION).first()
 
 
@@ -109,6 +140,14 @@ class MLModelVersion(models.Model):
     f1_score = models.FloatField(null=True, blank=True)
     auc = models.FloatField(null=True, blank=True)
     decision_threshold = models.FloatField(default=0.5)
+
+    class MetricsSource(models.TextChoices):
+        EVALUATION = "evaluation", "Computed from the stored evaluation set"
+        SELF_REPORTED = "self_reported", "Self-reported at registration"
+
+    metrics_source = models.CharField(
+        max_length=16, choices=MetricsSource.choices, default=MetricsSource.SELF_REPORTED
+    )
 
     feature_schema = models.JSONField(help_text="Ordered [{name, type, levels?}]")
     reference_hash = models.CharField(
@@ -194,6 +233,10 @@ class MLModelVersion(models.Model):
     def is_approved(self) -> bool:
         return self.approved_at is not None
 
+    @property
+    def metrics_self_reported(self) -> bool:
+        return self.metrics_source == self.MetricsSource.SELF_REPORTED
+
 
 class ApprovalRequest(models.Model):
     class Status(models.TextChoices):
@@ -250,6 +293,43 @@ class ApprovalDecision(models.Model):
 
     def __str__(self):
         return f"{self.decision} by {self.approver_id}"
+
+
+class PolicyChange(models.Model):
+    """A proposed weakening of a model's approval policy: it takes effect only when a
+    second approver, not the proposer, confirms it (registry.policy)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+        SUPERSEDED = "superseded"
+
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="policy_changes")
+    changes = models.JSONField(help_text='{"field": {"old": ..., "new": ...}}')
+    notes = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="policy_proposals"
+    )
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="policy_decisions",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at"]
+        verbose_name = "policy change"
+
+    def __str__(self):
+        return f"policy change #{self.pk} of {self.model.name} ({self.status})"
 
 
 # --- A/B traffic and experiments (see docs/ab-testing.md) ----------------------------

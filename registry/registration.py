@@ -28,11 +28,14 @@ MODEL_CARD = {
 
 def evaluation_npz(result: TrainingResult) -> bytes:
     """The held-out rows as .npz (no pickles): X, y and, when known, geo_region."""
-    arrays = {"X": result.X_valid.astype(np.float64), "y": result.y_valid.astype(np.int8)}
+    arrays: dict[str, np.ndarray] = {
+        "X": result.X_valid.astype(np.float64),
+        "y": result.y_valid.astype(np.int8),
+    }
     if result.valid_geo_region is not None:
         arrays["geo_region"] = np.asarray(result.valid_geo_region).astype(str)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
 
 

@@ -14,8 +14,11 @@ Without a configured split every entity is served by the production version.
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from core.errors import DomainError
 from registry.models import BASIS_POINTS, MLModel, MLModelVersion, TrafficSplit
 
 CHAMPION = "champion"
@@ -30,8 +33,22 @@ class Route:
     shadows: list[MLModelVersion] = field(default_factory=list)
 
 
-class NoServingVersion(Exception):
-    pass
+@dataclass(frozen=True)
+class Router:
+    """Routes many entities of one model (``router``); ``fixed`` is the answer when it
+    does not depend on the entity (no challenger share), else None."""
+
+    decide: Callable[[str], Route]
+    fixed: Route | None = None
+
+    def __call__(self, entity: str) -> Route:
+        return self.decide(entity)
+
+
+class NoServingVersion(DomainError):
+    """The model has no version that serves traffic (409); `details` names the model."""
+
+    status = 409
 
 
 def bucket_int(salt: str, entity: str) -> int:
@@ -58,7 +75,7 @@ class PublishedRouter:
     """Route in-process from the published traffic config (the JSON of the traffic
     endpoint); this is what a SOC backend embeds instead of calling the route endpoint."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict[str, Any]) -> None:
         self.champion = config["champion"]
         self.challenger = config.get("challenger")
         self.shadows = config.get("shadows", [])
@@ -66,9 +83,9 @@ class PublishedRouter:
         self._threshold = challenger_threshold(share)
         self._prefix = hashlib.sha256(f"{config['salt']}:".encode())
 
-    def decide(self, entity: str) -> tuple[dict, str]:
+    def decide(self, entity: str) -> tuple[dict[str, Any], str]:
         """(version entry, arm) for one entity."""
-        if self._threshold:
+        if self.challenger is not None and self._threshold:
             digest = self._prefix.copy()
             digest.update(entity.encode())
             if int.from_bytes(digest.digest()[:8], "big") < self._threshold:
@@ -80,7 +97,7 @@ def route(model: MLModel, entity: str) -> Route:
     return router(model)(entity)
 
 
-def router(model: MLModel):
+def router(model: MLModel) -> Router:
     """A routing function for many entities: reads the split once, then decides each
     entity in-process (batch ingest routes thousands of items per request)."""
     split = (
@@ -94,24 +111,31 @@ def router(model: MLModel):
 
         def champion_only(entity: str) -> Route:
             if fixed is None:
-                raise NoServingVersion(f"{model.name} has no production version")
+                raise NoServingVersion(
+                    f"{model.name} has no production version", {"model": model.name}
+                )
             return fixed
 
-        champion_only.fixed = fixed
-        return champion_only
+        return Router(champion_only, fixed)
     shadows = list(split.shadows.order_by("pk"))
     threshold = challenger_threshold(split.challenger_bp) if split.challenger_bp else 0
     to_champion = Route(version=split.champion, arm=CHAMPION, shadows=shadows)
-    to_challenger = Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
+    to_challenger = (
+        Route(version=split.challenger, arm=CHALLENGER, shadows=shadows)
+        if split.challenger is not None
+        else None
+    )
 
     def decide(entity: str) -> Route:
-        if threshold and bucket_int(model.experiment_salt, entity) < threshold:
+        if (
+            to_challenger is not None
+            and threshold
+            and bucket_int(model.experiment_salt, entity) < threshold
+        ):
             return to_challenger
         return to_champion
 
-    # the answer when it does not depend on the entity (no challenger share)
-    decide.fixed = None if threshold else to_champion
-    return decide
+    return Router(decide, None if threshold else to_champion)
 
 
 @dataclass(frozen=True)
@@ -134,8 +158,12 @@ class RouteTable:
 
     def decide(self, entity: str) -> tuple[RouteEntry, str]:
         if self.champion is None:
-            raise NoServingVersion(f"{self.model} has no production version")
-        if self.threshold and bucket_int(self.salt, entity) < self.threshold:
+            raise NoServingVersion(f"{self.model} has no production version", {"model": self.model})
+        if (
+            self.challenger is not None
+            and self.threshold
+            and bucket_int(self.salt, entity) < self.threshold
+        ):
             return self.challenger, CHALLENGER
         return self.champion, CHAMPION
 

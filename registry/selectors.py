@@ -21,7 +21,8 @@ def home_summary(*, user) -> dict:
         for v in MLModelVersion.objects.filter(status=MLModelVersion.Status.PRODUCTION)
     }
     for m in models:
-        m.production = production.get(m.pk)
+        # For the template: a display attribute, no model field.
+        m.production = production.get(m.pk)  # type: ignore[attr-defined]
     return {"models": models}
 
 

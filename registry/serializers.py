@@ -1,7 +1,15 @@
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import has_unstorable_text, json_loads_strict
+from registry.extensions import evidence_section
 from registry.models import MLModel, MLModelVersion
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class MLModelSerializer(serializers.ModelSerializer):
@@ -11,9 +19,11 @@ class MLModelSerializer(serializers.ModelSerializer):
         model = MLModel
         fields = [
             "name",
+            "display_label",
             "description",
             "required_approvals",
             "fairness_gate",
+            "protected_attributes",
             "min_precision",
             "min_recall",
             "min_f1",
@@ -28,12 +38,19 @@ class MLModelSerializer(serializers.ModelSerializer):
 
 
 class MLModelVersionSerializer(serializers.ModelSerializer):
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    registered_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approved_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
-    parent = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    # A field named "parent": the stubs know only Field.parent (the enclosing serializer).
+    parent: serializers.SlugRelatedField[MLModelVersion] = serializers.SlugRelatedField(  # type: ignore[assignment]
+        slug_field="version", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = MLModelVersion
@@ -54,6 +71,7 @@ class MLModelVersionSerializer(serializers.ModelSerializer):
             "recall",
             "f1_score",
             "auc",
+            "metrics_source",
             "decision_threshold",
             "feature_schema",
             "reference_summary",
@@ -71,6 +89,50 @@ class MLModelVersionSerializer(serializers.ModelSerializer):
             "traffic_percentage",
         ]
         read_only_fields = fields
+
+
+class FairnessAuditSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    attributes = serializers.ListField(child=serializers.CharField())
+    # A field named "source": the stubs know only Field.source (the attribute path).
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="evaluation (the stored set) or logged (traffic)"
+    )
+    status = serializers.CharField()
+    verdict = serializers.CharField(allow_blank=True)
+    reasons = serializers.ListField(child=serializers.DictField())
+    trigger = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField(help_text="The audit's page")
+
+
+class FairnessDecisionSerializer(serializers.Serializer):
+    attribute = serializers.CharField()
+    passed = serializers.BooleanField()
+    deciding_audits = serializers.ListField(child=serializers.IntegerField())
+    detail = serializers.CharField()
+
+
+class FairnessEvidenceSerializer(serializers.Serializer):
+    gate = serializers.BooleanField(help_text="Whether the model's policy turns the gate on")
+    protected_attributes = serializers.ListField(child=serializers.CharField())
+    decisions = FairnessDecisionSerializer(many=True, help_text="The gate, per attribute")
+    audits = FairnessAuditSummarySerializer(many=True, help_text="Every audit, newest first")
+
+
+class MLModelVersionDetailSerializer(MLModelVersionSerializer):
+    """One version with every fairness audit of it and the gate's decision."""
+
+    fairness = serializers.SerializerMethodField()
+
+    class Meta(MLModelVersionSerializer.Meta):
+        fields = [*MLModelVersionSerializer.Meta.fields, "fairness"]
+        read_only_fields = fields
+
+    @extend_schema_field(FairnessEvidenceSerializer(allow_null=True))
+    def get_fairness(self, obj) -> dict | None:
+        return evidence_section("fairness", obj)
 
 
 class MeSerializer(serializers.Serializer):
@@ -140,7 +202,12 @@ class TrafficSetSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, max_length=32, help_text="semver or null"
     )
     challenger_percentage = serializers.DecimalField(
-        max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False, default=0
+        max_digits=5,
+        decimal_places=2,
+        min_value=0,
+        max_value=100,
+        required=False,
+        default=Decimal(0),
     )
     champion_percentage = serializers.DecimalField(
         max_digits=5,

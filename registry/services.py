@@ -5,18 +5,21 @@ against the database (constraints, row locks) and leaves an audit event.
 """
 
 import io
+import zipfile
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
+import xgboost as xgb
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import Actor, audit_record
 from core.errors import records_failures
 from core.notifications import notification_queue
 from core.roles import APPROVER, ML_ENGINEER
 from registry import extensions
 from registry.artifacts import ArtifactIntegrityError, artifact_put, booster_cache
-from registry.errors import GovernanceError
+from registry.errors import GovernanceError as GovernanceError  # callers catch it from here
 from registry.evidence import evidence_hash, evidence_snapshot
 from registry.models import (
     ApprovalDecision,
@@ -28,11 +31,14 @@ from registry.models import (
 from registry.traffic import traffic_reconcile_locked
 from registry.training import ArtifactFormatError, artifact_format, binary_metrics, load_booster
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 Status = MLModelVersion.Status
 
 
-# Allowed lifecycle moves. production is only entered through version_promote
-# (approval gate) and left through a promotion of another version or an archive.
+# Allowed lifecycle moves. version_transition enters production only through the
+# approval gate (_promote_locked); version_rollback is the other way in and out.
 TRANSITIONS: dict[str, set[str]] = {
     Status.TRAINING: {Status.TESTING, Status.ARCHIVED},
     Status.TESTING: {Status.STAGING, Status.ARCHIVED},
@@ -44,7 +50,7 @@ TRANSITIONS: dict[str, set[str]] = {
 ARTIFACT_SUFFIX = {"json": ".json", "ubj": ".ubj"}
 
 
-def version_load_booster(*, version: MLModelVersion, actor=None):
+def version_load_booster(*, version: MLModelVersion, actor: Actor = None) -> xgb.Booster:
     """The verified booster of a version; a hash mismatch is audited and re-raised."""
     try:
         return booster_cache.get(version.model_hash, version.model_path)
@@ -61,13 +67,13 @@ def version_load_booster(*, version: MLModelVersion, actor=None):
         raise
 
 
-def _validate_schema(schema) -> list[dict]:
+def _validate_schema(schema: object) -> list[dict[str, Any]]:
     if not isinstance(schema, list) or not schema:
         raise GovernanceError(
             "feature_schema is required: an ordered list of {name, type}",
             {"field": "feature_schema"},
         )
-    names = set()
+    names: set[str] = set()
     for i, feature in enumerate(schema):
         if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
             raise GovernanceError("each feature needs a name", {"field": f"feature_schema[{i}]"})
@@ -84,8 +90,52 @@ def _validate_schema(schema) -> list[dict]:
     return schema
 
 
-def _load_evaluation(data: bytes, n_features: int) -> dict:
+# An .npz may expand to at most this multiple of its size plus the floor: a zero-filled
+# array compresses a thousandfold, and loading it would take the worker's memory.
+EVALUATION_MAX_EXPANSION = 8
+EVALUATION_EXPANSION_FLOOR = 64 * 1024 * 1024
+
+
+def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    return shape, dtype
+
+
+def _check_evaluation_sizes(data: bytes) -> None:
+    """Refuse an .npz whose arrays would expand past the bound, from the zip member
+    headers and the .npy headers alone, before anything is decompressed in bulk."""
+    limit = EVALUATION_MAX_EXPANSION * len(data) + EVALUATION_EXPANSION_FLOOR
+    refuse = GovernanceError(
+        f"evaluation arrays would take more than {limit} bytes once decompressed "
+        f"({EVALUATION_MAX_EXPANSION}x the upload plus {EVALUATION_EXPANSION_FLOOR >> 20} MiB)",
+        {"field": "evaluation"},
+    )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > limit:
+                raise refuse
+            declared = 0
+            for info in members:
+                with archive.open(info) as member:
+                    shape, dtype = _npy_header(member)
+                declared += int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > limit:
+                    raise refuse
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise GovernanceError(
+            f"evaluation must be a NumPy .npz without pickled objects ({exc})",
+            {"field": "evaluation"},
+        ) from None
+
+
+def _load_evaluation(data: bytes, n_features: int) -> dict[str, np.ndarray]:
     """Held-out evaluation set: an .npz (no pickles) with X, optional y and group attributes."""
+    _check_evaluation_sizes(data)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -112,12 +162,29 @@ def _load_evaluation(data: bytes, n_features: int) -> dict:
     return arrays
 
 
-def _evaluate(booster, arrays: dict, threshold: float) -> tuple[np.ndarray, dict]:
-    import xgboost as xgb
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+
+def _evaluation_float32_check(X: np.ndarray, schema: list[dict[str, Any]]) -> None:
+    """Every value within float32 range: XGBoost scores float32, so 1e300 (finite in
+    float64) would reach the model as inf. Names the first failing row and feature."""
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(X.astype(np.float64)) > FLOAT32_MAX
+    if bad.any():
+        row, column = (int(k[0]) for k in np.nonzero(bad))
+        raise GovernanceError(
+            f"evaluation X row {row}, feature {schema[column]['name']}: must be within "
+            f"float32 range (|x| <= {FLOAT32_MAX:.8g})",
+            {"field": "evaluation", "row": row, "feature": schema[column]["name"]},
+        )
+
+
+def _evaluate(
+    booster: xgb.Booster, arrays: dict[str, np.ndarray], threshold: float
+) -> tuple[np.ndarray, dict[str, float]]:
     matrix = xgb.DMatrix(arrays["X"].astype(np.float64), feature_names=booster.feature_names)
     scores = booster.predict(matrix)
-    metrics = {}
+    metrics: dict[str, float] = {}
     if "y" in arrays:
         computed = binary_metrics(arrays["y"].astype(int), scores, threshold)
         metrics = {
@@ -153,9 +220,9 @@ def model_version_register(
     model_name: str,
     version: str,
     artifact: bytes,
-    metadata: dict,
+    metadata: dict[str, Any],
     evaluation: bytes | None,
-    registered_by,
+    registered_by: "User | None",
     description: str = "",
 ) -> MLModelVersion:
     """Validate and store a trained version; metrics come from its evaluation set when given."""
@@ -169,7 +236,7 @@ def model_version_register(
     try:
         booster = load_booster(artifact)
     except ArtifactFormatError as exc:
-        raise GovernanceError(str(exc), {"field": "artifact"}) from None
+        raise GovernanceError(str(exc), {"field": "artifact", **exc.details}) from None
     if booster.num_features() != len(schema):
         raise GovernanceError(
             f"the booster expects {booster.num_features()} features, "
@@ -177,7 +244,15 @@ def model_version_register(
             {"field": "feature_schema"},
         )
     names = [f["name"] for f in schema]
-    if booster.feature_names is not None and list(booster.feature_names) != names:
+    if not booster.feature_names:
+        # Without names nothing proves the schema's column order is the training order,
+        # and a permuted order scores and explains silently wrong.
+        raise GovernanceError(
+            "the booster has no feature names, so the schema's order cannot be verified; "
+            "set booster.feature_names = [...] (in training order) before saving it",
+            {"field": "artifact", "schema": names},
+        )
+    if list(booster.feature_names) != names:
         raise GovernanceError(
             "the schema's feature names or order differ from the booster's",
             {"field": "feature_schema", "booster": list(booster.feature_names)},
@@ -190,11 +265,14 @@ def model_version_register(
     # Refused before any file is stored: the store is outside the transaction.
     _check_new_version(model_name, version, metadata.get("parent"))
     fields = {k: metadata[k] for k in METADATA_FIELDS if k in metadata}
-    reference_hash, reference_summary, evaluation_hash, evaluation_rows = "", {}, "", None
+    reference_hash, evaluation_hash, evaluation_rows = "", "", None
+    reference_summary: dict[str, Any] = {}
     if evaluation is not None:
         arrays = _load_evaluation(evaluation, len(schema))
+        _evaluation_float32_check(arrays["X"], schema)
         scores, metrics = _evaluate(booster, arrays, threshold)
-        fields.update(metrics)
+        if metrics:  # a labelled set: the registry's own figures replace any typed in
+            fields.update(metrics, metrics_source=MLModelVersion.MetricsSource.EVALUATION)
         profile = extensions.reference_build(schema, arrays, scores)
         reference_hash, _ = artifact_put(data=profile.to_bytes(), suffix=".npz")
         reference_summary = profile.summary()
@@ -218,7 +296,7 @@ def model_version_register(
     )
 
 
-def _check_new_version(model_name: str, version: str, parent) -> None:
+def _check_new_version(model_name: str, version: str, parent: object) -> None:
     """_version_create's refusals, checked once without locks before files are stored."""
     if parent is not None and not isinstance(parent, str):
         raise GovernanceError("parent must be a version string", {"field": "parent"})
@@ -243,18 +321,18 @@ def validate_semver_or_raise(version: str) -> None:
 @transaction.atomic
 def _version_create(
     *,
-    model_name,
-    version,
-    schema,
-    fields,
-    sha,
-    relpath,
-    fmt,
-    reference,
-    evaluation,
-    parent,
-    registered_by,
-    description,
+    model_name: str,
+    version: str,
+    schema: list[dict[str, Any]],
+    fields: dict[str, Any],
+    sha: str,
+    relpath: str,
+    fmt: str,
+    reference: tuple[str, dict[str, Any]],
+    evaluation: tuple[str, int | None],
+    parent: str | None,
+    registered_by: "User | None",
+    description: str,
 ) -> MLModelVersion:
     model, created = MLModel.objects.get_or_create(
         name=model_name,
@@ -318,7 +396,7 @@ def _lock_version(version: MLModelVersion) -> MLModelVersion:
 @records_failures
 @transaction.atomic
 def version_transition(
-    *, version: MLModelVersion, to: str, actor, notes: str = ""
+    *, version: MLModelVersion, to: str, actor: Actor, notes: str = ""
 ) -> MLModelVersion:
     """Move a version along the lifecycle; production goes through the approval gate."""
     version = _lock_version(version)
@@ -352,7 +430,7 @@ def version_transition(
     return version
 
 
-def _traffic_follow(model_id: int, actor, reason: str) -> None:
+def _traffic_follow(model_id: int, actor: Actor, reason: str) -> None:
     # The A/B split follows the lifecycle under the same model lock (registry.traffic).
 
     traffic_reconcile_locked(model_id=model_id, actor=actor, reason=reason)
@@ -367,7 +445,7 @@ def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
         )
     if approved.evidence_hash != evidence_hash(version):
 
-        def expire():
+        def expire() -> None:
             ApprovalRequest.objects.filter(pk=approved.pk).update(
                 status=ApprovalRequest.Status.EXPIRED
             )
@@ -387,7 +465,7 @@ def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
     return approved
 
 
-def _promote_locked(*, version: MLModelVersion, actor, notes: str) -> MLModelVersion:
+def _promote_locked(*, version: MLModelVersion, actor: Actor, notes: str) -> MLModelVersion:
     _require_valid_approval(version)
     now = timezone.now()
     current = (
@@ -430,7 +508,7 @@ def _promote_locked(*, version: MLModelVersion, actor, notes: str) -> MLModelVer
 
 @records_failures
 @transaction.atomic
-def version_rollback(*, model: MLModel, actor, notes: str = "") -> MLModelVersion:
+def version_rollback(*, model: MLModel, actor: Actor, notes: str = "") -> MLModelVersion:
     """Put the previous production version back in production, archiving the current one."""
     MLModel.objects.select_for_update().get(pk=model.pk)
     current = model.versions.select_for_update().filter(status=Status.PRODUCTION).first()
@@ -471,7 +549,9 @@ def version_rollback(*, model: MLModel, actor, notes: str = "") -> MLModelVersio
 
 @records_failures
 @transaction.atomic
-def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") -> ApprovalRequest:
+def approval_request_create(
+    *, version: MLModelVersion, actor: "User", notes: str = ""
+) -> ApprovalRequest:
     """Ask approvers to approve a version; snapshots the evidence they will see."""
     version = _lock_version(version)
     if version.status not in (Status.TESTING, Status.STAGING):
@@ -509,7 +589,7 @@ def approval_request_create(*, version: MLModelVersion, actor, notes: str = "") 
     return request
 
 
-def _check_separation_of_duties(request: ApprovalRequest, approver) -> None:
+def _check_separation_of_duties(request: ApprovalRequest, approver: "User") -> None:
     version = request.version
     if approver.pk in (version.registered_by_id, request.requested_by_id):
         raise GovernanceError(
@@ -527,7 +607,7 @@ def _check_separation_of_duties(request: ApprovalRequest, approver) -> None:
 @records_failures
 @transaction.atomic
 def approval_decide(
-    *, request: ApprovalRequest, approver, decision: str, notes: str = ""
+    *, request: ApprovalRequest, approver: "User", decision: str, notes: str = ""
 ) -> ApprovalRequest:
     """Record one approver's decision; the request closes on a reject or enough approvals."""
     request = ApprovalRequest.objects.select_for_update().get(pk=request.pk)
@@ -581,7 +661,13 @@ def _check_gates(request: ApprovalRequest, version: MLModelVersion) -> None:
         )
 
 
-def _close_if_decided(request, version, approver, decision, notes) -> None:
+def _close_if_decided(
+    request: ApprovalRequest,
+    version: MLModelVersion,
+    approver: "User",
+    decision: str,
+    notes: str,
+) -> None:
     now = timezone.now()
     if decision == ApprovalDecision.Decision.REJECT:
         request.status, request.decided_at = ApprovalRequest.Status.REJECTED, now

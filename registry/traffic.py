@@ -9,14 +9,16 @@ change; the TrafficSplit row's CheckConstraint keeps champion + challenger at
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import Actor, audit_record
 from core.errors import records_failures
 from registry import extensions
 from registry.errors import GovernanceError
@@ -51,10 +53,11 @@ def _split_for_update(model: MLModel) -> TrafficSplit:
     return TrafficSplit.objects.select_for_update().get(pk=split.pk)
 
 
-def _snapshot(split: TrafficSplit) -> dict:
+def _snapshot(split: TrafficSplit) -> dict[str, Any]:
+    champion, challenger = split.champion, split.challenger
     return {
-        "champion": split.champion.version if split.champion_id else None,
-        "challenger": split.challenger.version if split.challenger_id else None,
+        "champion": champion.version if champion is not None else None,
+        "challenger": challenger.version if challenger is not None else None,
         "champion_percentage": split.champion_bp / 100,
         "challenger_percentage": split.challenger_bp / 100,
         "shadows": sorted(v.version for v in split.shadows.all()),
@@ -64,7 +67,7 @@ def _snapshot(split: TrafficSplit) -> dict:
 
 def _mirror(split: TrafficSplit) -> None:
     """Keep MLModelVersion.traffic_percentage equal to the split."""
-    shares = {}
+    shares: dict[int, float] = {}
     if split.champion_id:
         shares[split.champion_id] = split.champion_bp / 100
     if split.challenger_id:
@@ -75,7 +78,7 @@ def _mirror(split: TrafficSplit) -> None:
         versions.filter(pk=pk).update(traffic_percentage=share)
 
 
-def _event(experiment: Experiment, action: str, actor, **details) -> None:
+def _event(experiment: Experiment, action: str, actor: Actor, **details: Any) -> None:
     ExperimentEvent.objects.create(
         experiment=experiment, action=action, actor=actor, details=details
     )
@@ -88,7 +91,7 @@ def _event(experiment: Experiment, action: str, actor, **details) -> None:
     )
 
 
-def experiment_end(*, experiment: Experiment, status: str, reason: str, actor) -> None:
+def experiment_end(*, experiment: Experiment, status: str, reason: str, actor: Actor) -> None:
     """Close an open experiment (caller holds the model lock)."""
     experiment.status = status
     experiment.ended_at = timezone.now()
@@ -97,7 +100,12 @@ def experiment_end(*, experiment: Experiment, status: str, reason: str, actor) -
     _event(experiment, status, actor, reason=reason)
 
 
-def _check_challenger(model, champion, challenger, challenger_bp) -> None:
+def _check_challenger(
+    model: MLModel,
+    champion: MLModelVersion,
+    challenger: MLModelVersion | None,
+    challenger_bp: int,
+) -> None:
     if not 0 <= challenger_bp <= BASIS_POINTS:
         raise GovernanceError(
             "challenger_percentage must be between 0 and 100",
@@ -127,7 +135,12 @@ def _check_challenger(model, champion, challenger, challenger_bp) -> None:
         )
 
 
-def _check_shadows(model, champion, challenger, shadows) -> None:
+def _check_shadows(
+    model: MLModel,
+    champion: MLModelVersion,
+    challenger: MLModelVersion | None,
+    shadows: Sequence[MLModelVersion],
+) -> None:
     for i, shadow in enumerate(shadows):
         where = {"field": f"shadows[{i}]", "version": shadow.version}
         if shadow.model_id != model.pk:
@@ -144,7 +157,7 @@ def _check_shadows(model, champion, challenger, shadows) -> None:
         raise GovernanceError("a shadow is listed twice", {"field": "shadows"})
 
 
-def _sync_shadows(split: TrafficSplit, shadows, actor) -> None:
+def _sync_shadows(split: TrafficSplit, shadows: Sequence[MLModelVersion], actor: Actor) -> None:
     wanted = {s.pk for s in shadows}
     ShadowDeployment.objects.filter(split=split).exclude(version_id__in=wanted).delete()
     have = set(ShadowDeployment.objects.filter(split=split).values_list("version_id", flat=True))
@@ -152,7 +165,14 @@ def _sync_shadows(split: TrafficSplit, shadows, actor) -> None:
         ShadowDeployment.objects.create(split=split, version_id=pk, added_by=actor)
 
 
-def _update_experiment(model, champion, challenger, challenger_bp, plan, actor) -> None:
+def _update_experiment(
+    model: MLModel,
+    champion: MLModelVersion,
+    challenger: MLModelVersion | None,
+    challenger_bp: int,
+    plan: ExperimentPlan,
+    actor: Actor,
+) -> None:
     """Start, continue, re-share or end the model's experiment to match the new split."""
     current = Experiment.objects.select_for_update().filter(model=model, status__in=OPEN).first()
     if current is not None and (challenger is None or current.challenger_id != challenger.pk):
@@ -202,7 +222,7 @@ def traffic_set(
     challenger: MLModelVersion | None,
     challenger_bp: int,
     shadows: list[MLModelVersion],
-    actor,
+    actor: Actor,
     notes: str = "",
     plan: ExperimentPlan | None = None,
     expected_revision: int | None = None,
@@ -243,7 +263,7 @@ def traffic_set(
 @records_failures
 @transaction.atomic
 def experiment_plan(
-    *, model: MLModel, challenger: MLModelVersion, plan: ExperimentPlan, actor
+    *, model: MLModel, challenger: MLModelVersion, plan: ExperimentPlan, actor: Actor
 ) -> Experiment:
     """Record a planned experiment for a candidate that is not live yet (it starts when
     an approver gives the challenger traffic)."""
@@ -265,7 +285,7 @@ def experiment_plan(
     return experiment
 
 
-def traffic_reconcile_locked(*, model_id: int, actor, reason: str) -> None:
+def traffic_reconcile_locked(*, model_id: int, actor: Actor, reason: str) -> None:
     """After a lifecycle change (caller holds the model lock): the champion is the
     production version, a challenger that is no longer an approved staging version
     leaves the split (ending its experiment), shadows that left staging are removed."""
@@ -291,10 +311,10 @@ def traffic_reconcile_locked(*, model_id: int, actor, reason: str) -> None:
     if split is None:
         return
     before = _snapshot(split)
-    challenger = split.challenger
-    if challenger is not None and (
-        challenger.status != Status.STAGING
-        or not challenger.is_approved()
+    live = split.challenger
+    if live is not None and (
+        live.status != Status.STAGING
+        or not live.is_approved()
         or split.champion_id != production_pk
     ):
         split.challenger, split.challenger_bp = None, 0
@@ -314,9 +334,11 @@ def traffic_reconcile_locked(*, model_id: int, actor, reason: str) -> None:
     _mirror(split)
 
 
-def _entry(version: MLModelVersion | None, share_bp: int) -> dict | None:
-    if version is None:
-        return None
+def _entry(version: MLModelVersion | None, share_bp: int) -> dict[str, Any] | None:
+    return None if version is None else _version_entry(version, share_bp)
+
+
+def _version_entry(version: MLModelVersion, share_bp: int) -> dict[str, Any]:
     return {
         "id": version.pk,
         "version": version.version,
@@ -326,13 +348,16 @@ def _entry(version: MLModelVersion | None, share_bp: int) -> dict | None:
     }
 
 
-def traffic_config(*, model: MLModel) -> tuple[dict, str]:
+def traffic_config(*, model: MLModel) -> tuple[dict[str, Any], str]:
     """The published routing config of a model and its ETag."""
     split = (
         TrafficSplit.objects.select_related("champion", "challenger")
         .filter(model_id=model.pk)
         .first()
     )
+    champion: MLModelVersion | None
+    challenger: MLModelVersion | None
+    shadows: list[MLModelVersion]
     if split is None or split.champion is None:
         champion, challenger, shadows, revision = model.production_version(), None, [], 0
         champion_bp, challenger_bp = BASIS_POINTS, 0
@@ -351,7 +376,7 @@ def traffic_config(*, model: MLModel) -> tuple[dict, str]:
         "challenger when bucket * 10000 < challenger.share_bp",
         "champion": _entry(champion, champion_bp),
         "challenger": _entry(challenger, challenger_bp),
-        "shadows": [_entry(s, 0) | {"share_bp": 0, "percentage": 0.0} for s in shadows],
+        "shadows": [_version_entry(s, 0) for s in shadows],  # no share: percentage 0.0
     }
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return config, '"' + hashlib.sha256(canonical.encode()).hexdigest()[:32] + '"'
@@ -371,7 +396,11 @@ class MovePreview:
 
 
 def traffic_preview(
-    *, model: MLModel, challenger: MLModelVersion | None, challenger_bp: int, days: int = None
+    *,
+    model: MLModel,
+    challenger: MLModelVersion | None,
+    challenger_bp: int,
+    days: int | None = None,
 ) -> MovePreview:
     """How many entities seen in the log over the last `days` days would change version."""
     days = days or settings.AB_PREVIEW_DAYS

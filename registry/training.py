@@ -16,7 +16,9 @@ split), so the same data and split seed reproduce the same version.
 
 Artifacts are XGBoost's own JSON or UBJSON, never pickle. ``load_booster``
 refuses anything else before XGBoost's parser sees it: XGBoost's UBJSON reader
-can hang or crash on a truncated buffer, so UBJSON is walked in Python first.
+can hang or crash on a truncated buffer, and prediction crashes on a tree whose
+children point out of range, so both formats are parsed and every tree is checked
+in Python first (``registry.tree_check``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
+
+from core.errors import DomainError
+from registry.tree_check import ArtifactStructureError, check_artifact
 
 DEFAULT_NUM_BOOST_ROUND = 300
 DATASET_HASH_HEADER = b"govsite-dataset-v1\n"
@@ -59,8 +63,11 @@ def default_params() -> dict:
     }
 
 
-class ArtifactFormatError(ValueError):
-    """The bytes are not an XGBoost JSON or UBJSON model."""
+class ArtifactFormatError(DomainError, ValueError):
+    """The bytes are not an XGBoost JSON or UBJSON model (400, on the artifact field)."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message, details or {"field": "artifact"})
 
 
 # --------------------------------------------------------------------------- metrics
@@ -145,8 +152,8 @@ def dataset_sha256(X: np.ndarray, y: np.ndarray, feature_names) -> str:
     header = {"features": list(feature_names), "shape": list(X.shape)}
     digest = hashlib.sha256(DATASET_HASH_HEADER)
     digest.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
-    digest.update(memoryview(X).cast("B"))
-    digest.update(memoryview(y).cast("B"))
+    digest.update(X.data.cast("B"))
+    digest.update(y.data.cast("B"))
     return digest.hexdigest()
 
 
@@ -350,96 +357,11 @@ def train(
 
 # --------------------------------------------------------------------------- artifacts
 
-_UBJ_INTS = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q"}
-_UBJ_FIXED = {ord(c): int(n) for c, n in ("Z0", "N0", "T0", "F0", "C1", "d4", "D8")}
-_UBJ_FIXED.update({m: struct.calcsize(f) for m, f in _UBJ_INTS.items()})
-_UBJ_MAX_DEPTH = 64
+# UBJSON object keys start with one of these integer length markers.
+_UBJ_INTS = {ord(c) for c in "iUIlL"}
 
 
-class _UBJWalker:
-    """Checks that a buffer is one complete, well-formed UBJSON object.
-
-    It reads markers and lengths only (typed arrays are skipped in one step), so
-    a large model is checked quickly; every length is bounded by what is left.
-    """
-
-    def __init__(self, raw: bytes):
-        self.buf = memoryview(raw)
-        self.pos = 0
-
-    def take(self, size: int) -> memoryview:
-        if size < 0 or self.pos + size > len(self.buf):
-            raise ArtifactFormatError("UBJSON artifact is truncated or corrupt")
-        chunk = self.buf[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def marker(self) -> int:
-        return self.take(1)[0]
-
-    def length(self, marker: int | None = None) -> int:
-        marker = self.marker() if marker is None else marker
-        if marker not in _UBJ_INTS:
-            raise ArtifactFormatError("UBJSON artifact has a malformed length")
-        fmt = _UBJ_INTS[marker]
-        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-        if value < 0:
-            raise ArtifactFormatError("UBJSON artifact has a negative length")
-        return value
-
-    def value(self, marker: int, depth: int) -> None:
-        if marker in _UBJ_FIXED:
-            self.take(_UBJ_FIXED[marker])
-        elif marker in (ord("S"), ord("H")):
-            self.take(self.length())
-        elif marker in (ord("["), ord("{")):
-            self.container(marker == ord("{"), depth + 1)
-        else:
-            raise ArtifactFormatError(f"UBJSON artifact has an unknown marker {marker!r}")
-
-    def container(self, is_object: bool, depth: int) -> list[str]:
-        if depth > _UBJ_MAX_DEPTH:
-            raise ArtifactFormatError("UBJSON artifact is nested too deeply")
-        elem_type = count = None
-        head = self.marker()
-        if head == ord("$"):
-            elem_type, head = self.marker(), self.marker()
-            if head != ord("#"):
-                raise ArtifactFormatError("UBJSON typed container without a count")
-        if head == ord("#"):
-            count = self.length()
-        else:
-            self.pos -= 1
-        if count is not None and not is_object and elem_type in _UBJ_FIXED:
-            self.take(count * _UBJ_FIXED[elem_type])  # typed numeric array: skip in one go
-            return []
-        return self._members(is_object, depth, elem_type, count)
-
-    def _members(self, is_object, depth, elem_type, count) -> list[str]:
-        keys: list[str] = []
-        end = ord("}") if is_object else ord("]")
-        index = 0
-        while count is None or index < count:
-            if count is None:
-                if self.marker() == end:
-                    break
-                self.pos -= 1
-            if is_object:
-                keys.append(bytes(self.take(self.length())).decode("utf-8", "replace"))
-            self.value(self.marker() if elem_type is None else elem_type, depth)
-            index += 1
-        return keys
-
-    def top_level_keys(self) -> list[str]:
-        if self.marker() != ord("{"):
-            raise ArtifactFormatError("UBJSON artifact is not an object")
-        keys = self.container(True, 1)
-        if self.pos != len(self.buf):
-            raise ArtifactFormatError("UBJSON artifact has trailing bytes")
-        return keys
-
-
-def artifact_format(raw: bytes) -> str:
+def artifact_format(raw: bytes | bytearray) -> str:
     """``"json"`` or ``"ubj"`` from the first bytes; raises ArtifactFormatError otherwise."""
     if len(raw) < 2:
         raise ArtifactFormatError("artifact is empty or truncated")
@@ -455,8 +377,9 @@ def artifact_format(raw: bytes) -> str:
 def load_booster(raw: bytes | bytearray | memoryview, *, feature_names=None) -> xgb.Booster:
     """Load an XGBoost JSON/UBJSON model from bytes, refusing anything else.
 
-    Checks the format and the structure in Python (so XGBoost never parses a
-    truncated buffer), requires the ``learner`` key, then loads via
+    Checks the format and every tree's structure in Python first
+    (``registry.tree_check``: XGBoost crashes on a truncated buffer or on child
+    indices out of range or in a cycle), then loads via
     ``Booster.load_model(bytearray)``. With ``feature_names`` the model's names
     must match them in order. The registry checks the SHA-256 before calling this.
     """
@@ -464,17 +387,10 @@ def load_booster(raw: bytes | bytearray | memoryview, *, feature_names=None) -> 
         raw = raw.tobytes()
     if not isinstance(raw, (bytes, bytearray)):
         raise TypeError("load_booster() takes bytes")
-    if artifact_format(raw) == "json":
-        try:
-            keys = list(json.loads(raw))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactFormatError(f"artifact is not valid JSON (truncated?): {exc}") from exc
-        except RecursionError:
-            raise ArtifactFormatError("artifact JSON is nested too deeply") from None
-    else:
-        keys = _UBJWalker(raw).top_level_keys()
-    if "learner" not in keys:
-        raise ArtifactFormatError("artifact is JSON/UBJSON but not an XGBoost model")
+    try:
+        check_artifact(raw, artifact_format(raw))
+    except ArtifactStructureError as exc:
+        raise ArtifactFormatError(str(exc), exc.details) from None
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(raw))

@@ -2,7 +2,7 @@
 
 import csv
 import json
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
 
 from core.audit import audit_record, audit_verify
+from core.csv_safe import csv_cell
 from core.views import perm_required
 from registry.models import MLModel
 from registry.selectors import audit_events, version_list
@@ -58,16 +59,31 @@ def _period(request):
     return start_dt, end_dt
 
 
+# The nightly full verification is overdue after a day and a margin.
+FULL_VERIFY_OVERDUE = timedelta(hours=26)
+
+
 @require_GET
 @perm_required("core.view_auditevent")
 def audit_trail(request):
     start, end = _period(request)
     events = audit_events(start=start, end=end, model_name=request.GET.get("model", ""))
     page = Paginator(events.order_by("-id"), 50).get_page(request.GET.get("page"))
+    # From the newest checkpoint (cost: the events since it), unless asked for the whole
+    # chain; the nightly full verification signs a checkpoint marked "full".
+    chain = audit_verify(full=request.GET.get("verify") == "full")
+    last_full = chain.last_full.when if chain.last_full is not None else None
+    full_overdue = last_full is None or timezone.now() - last_full > FULL_VERIFY_OVERDUE
     return render(
         request,
         "registry/audit.html",
-        {"page": page, "chain": audit_verify(), "filters": request.GET},
+        {
+            "page": page,
+            "chain": chain,
+            "last_full": last_full,
+            "full_overdue": full_overdue,
+            "filters": request.GET,
+        },
     )
 
 
@@ -113,5 +129,5 @@ def audit_export(request):
     writer.writeheader()
     for row in rows:
         row["payload"] = json.dumps(row["payload"], sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
     return response

@@ -18,6 +18,7 @@ version that a later request reads).
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import hypothesis
 import pytest
@@ -90,6 +91,12 @@ class Seed:
 SEED: Seed | None = None
 
 
+def _current_seed() -> Seed:
+    """SEED, which the module's fixture sets before any strategy is drawn."""
+    assert SEED is not None, "a strategy was drawn before the server was seeded"
+    return SEED
+
+
 def seeded(attribute: str) -> st.SearchStrategy:
     """One of the seeded values; deferred, as strategies are built at collection."""
     return st.deferred(lambda: st.sampled_from(getattr(SEED, attribute)))
@@ -118,7 +125,9 @@ LABELS = st.sampled_from(["threat", "benign", "true_positive", "false_positive",
 
 def _prediction() -> st.SearchStrategy:
     features = st.deferred(
-        lambda: st.fixed_dictionaries({name: st.floats(0, 1e4) for name in SEED.features})
+        lambda: st.fixed_dictionaries(
+            {name: st.floats(0, 1e4) for name in _current_seed().features}
+        )
     )
     return st.fixed_dictionaries(
         {
@@ -215,7 +224,7 @@ def _seed(url: str, trained) -> Seed:
     from monitoring.drift_jobs import drift_run_create
     from monitoring.models import DriftRun
     from registry import services
-    from registry.registration import register_training_result
+    from tests import factories
 
     roles_sync()
     people = {
@@ -227,21 +236,16 @@ def _seed(url: str, trained) -> Seed:
     }
     engineer, approver = people["ml_engineer"], people["approver"]
 
-    def register(semver, *, to=()):
-        version = register_training_result(
-            result=trained, model_name=MODEL, version=semver, registered_by=engineer
-        )
-        for status in to:
-            version = services.version_transition(version=version, to=status, actor=engineer)
-        return version
+    def register(semver, *, to="training"):
+        return factories.version(trained, user=engineer, model=MODEL, semver=semver, to=to)
 
-    production = register("1.0.0", to=("testing", "staging"))
+    production = register("1.0.0", to="staging")
     production.model.fairness_gate = False
     production.model.save(update_fields=["fairness_gate"])
     request = services.approval_request_create(version=production, actor=engineer)
     services.approval_decide(request=request, approver=approver, decision="approve")
     production = services.version_transition(version=production, to="production", actor=approver)
-    candidate = register("1.1.0", to=("testing", "staging"))
+    candidate = register("1.1.0", to="staging")
     services.approval_request_create(version=candidate, actor=engineer, notes="retrained")
     versions = [production, candidate, register("1.2.0")]
     tokens = {role: AuthToken.objects.create(user=u, expiry=None)[1] for role, u in people.items()}
@@ -374,7 +378,7 @@ def snapshot() -> dict:
         DriftRun,
         FairnessAudit,
     )
-    state = {m.__name__: m.objects.count() for m in tables}
+    state: dict[str, Any] = {m.__name__: m.objects.count() for m in tables}
     state["labelled predictions"] = PredictionLog.objects.filter(label__isnull=False).count()
     state["versions"] = sorted(
         MLModelVersion.objects.values_list("pk", "status", "traffic_percentage", "approved_by_id")

@@ -43,7 +43,7 @@ def _imported(node) -> list[str]:
 
 
 def _type_checking_nodes(tree) -> set[int]:
-    inside = set()
+    inside: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             inside.update(id(child) for child in ast.walk(node))
@@ -58,6 +58,8 @@ def layer_violations(app: str, path: Path, source: str) -> list[str]:
     where = path.relative_to(ROOT) if path.is_absolute() else path
     found = []
     for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
         for module in _imported(node):
             target = module.split(".")[0]
             if target not in LAYERS:
@@ -134,3 +136,17 @@ def test_every_task_enqueued_by_name_exists():
         module, _, attr = name.rpartition(".")
         task = getattr(importlib.import_module(module), attr)
         assert isinstance(task, Task) and task.name == name
+
+
+@pytest.mark.django_db
+def test_every_beat_entry_names_a_task_a_worker_runs():
+    """The schedule lives in the database (django-celery-beat) and names tasks by string:
+    a task that moved module without a data migration would be sent and never run."""
+    from django_celery_beat.models import PeriodicTask
+
+    from govsite.celery import app
+
+    app.loader.import_default_modules()  # what a worker does at start-up
+    scheduled = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert scheduled, "the migrations created no beat entry"
+    assert scheduled - set(app.tasks) == set()

@@ -22,9 +22,11 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -45,6 +47,9 @@ from registry.models import (
 )
 from registry.registration import MODEL_CARD, evaluation_npz
 from registry.routing import PublishedRouter
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -70,19 +75,20 @@ class Journey:
     """What the steps hand on to each other."""
 
     base_url: str
-    open_as: object
-    engineer: object
-    approver: object
-    analyst: object
-    auditor: object
+    open_as: "Callable[[User], Any]"  # -> a logged-in Playwright page
+    engineer: "User"
+    approver: "User"
+    analyst: "User"
+    auditor: "User"
     champion: MLModelVersion
-    candidate: MLModelVersion | None = None
-    approval: ApprovalRequest | None = None
-    approver_page: object = None
-    window: tuple = ()
     served: dict = field(default_factory=dict)  # request_id -> (version id, arm)
-    events: synthetic.Events | None = None
-    alert: Alert | None = None
+    # Set by the steps, in order; reading one before its step ran is an AttributeError.
+    candidate: MLModelVersion = field(init=False)
+    approval: ApprovalRequest = field(init=False)
+    approver_page: Any = field(init=False)
+    window: tuple[datetime, datetime] = field(init=False)
+    events: synthetic.Events = field(init=False)
+    alert: Alert = field(init=False)
 
 
 @pytest.fixture(scope="module")
@@ -332,6 +338,7 @@ def _log_traffic(j: Journey, api) -> None:
     now = timezone.now()
     start = window_floor(now, j.champion.model.drift_window_minutes)
     started = Experiment.objects.get(challenger=j.candidate).started_at
+    assert started is not None
     first = max(start, started) + timedelta(milliseconds=1)
     j.window = (start, start + timedelta(minutes=j.champion.model.drift_window_minutes))
     stamps = [first + (now - first) * (i / TRAFFIC) for i in range(TRAFFIC)]
@@ -465,9 +472,9 @@ def _check_waterfall(page, prediction: PredictionLog) -> None:
 def step_5_an_auditor_reads_the_report_and_exports_the_trail(j: Journey) -> None:
     from fairness.services import fairness_audit_create, fairness_audit_execute_now
 
-    audit = fairness_audit_create(version=j.candidate, requested_by=j.approver, enqueue=False)
-    audit = fairness_audit_execute_now(audit_id=audit.pk)
-    assert audit.status == "complete" and audit.verdict
+    created = fairness_audit_create(version=j.candidate, requested_by=j.approver, enqueue=False)
+    audit = fairness_audit_execute_now(audit_id=created.pk)
+    assert audit is not None and audit.status == "complete" and audit.verdict
 
     page = j.open_as(j.auditor)
     page.click("nav[aria-label=Main] a[href='/fairness/']")

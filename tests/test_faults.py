@@ -23,6 +23,7 @@ import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -76,13 +77,14 @@ class Processes:
     def __init__(self, logdir: Path):
         self.logdir = logdir
         self.started: list[tuple[str, subprocess.Popen]] = []
+        self.log_files: list[BinaryIO] = []  # each child's output file, closed in stop_all
 
     def start(self, name: str, cmd: list[str], env: dict) -> subprocess.Popen:
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop_all)
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        proc.log = log
+        self.log_files.append(log)
         self.started.append((name, proc))
         return proc
 
@@ -108,7 +110,8 @@ class Processes:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-            proc.log.close()
+        for log in self.log_files:
+            log.close()
 
     @staticmethod
     def _signal(proc, sig) -> None:

@@ -608,3 +608,111 @@ def test_nul_in_the_path_or_query_is_not_a_server_error(world, url):
     assert response.status_code in (400, 404), (response.status_code, response.content[:200])
     if connection.vendor and url.startswith("/api"):
         assert response.json()["error"]
+
+
+# --- values beyond float32, formulas in exports ----------------------------------------
+
+
+def test_an_evaluation_set_beyond_float32_is_refused_naming_the_row(world):
+    X = np.tile(np.asarray(list(world.extra["features"].values())), (5, 1))
+    X[3, 1] = 1e300
+    buffer = io.BytesIO()
+    np.savez(buffer, X=X)
+    before = snapshot(world)
+    response = _register(world, evaluation=buffer.getvalue())
+    assert_refused_and_nothing_stored(world, before, response, needle="float32")
+    assert response.json()["details"]["row"] == 3
+
+
+FORMULA = '=HYPERLINK("https://evil.example/login","card")'
+
+
+def _csv_cells(response) -> list[str]:
+    import csv
+
+    assert response.status_code == 200, response.content[:300]
+    return [cell for row in csv.reader(io.StringIO(response.content.decode())) for cell in row]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_the_compliance_report_csv_neutralises_formulas(world, start):
+    version = world.production
+    version.intended_use = start + FORMULA[1:]
+    version.save(update_fields=["intended_use"])
+    client = client_for(world, "auditor", api=False)
+    cells = _csv_cells(client.get(reverse("fairness:report-export", args=[version.pk, "csv"])))
+    assert "'" + start + FORMULA[1:] in cells
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in cells)
+
+
+def test_the_audit_trail_csv_neutralises_formulas(world):
+    from core.audit import audit_record
+
+    audit_record(action=FORMULA, model_name="@SUM(A1:A9)")
+    client = client_for(world, "auditor", api=False)
+    cells = _csv_cells(client.get(reverse("registry:audit-export") + "?format=csv"))
+    assert "'" + FORMULA in cells and "'@SUM(A1:A9)" in cells
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in cells)
+
+
+# --- create_account ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "password", ["a", "password123", "w_newbie"], ids=["short", "common", "username"]
+)
+def test_create_account_refuses_a_weak_password(world, monkeypatch, password):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    with pytest.raises(CommandError, match="password refused"):
+        call_command("create_account", "w_newbie", "--role", "Analyst", "--password-stdin")
+    assert not get_user_model().objects.filter(username="w_newbie").exists()
+
+
+def test_create_account_reads_the_password_from_stdin_or_a_prompt(world, monkeypatch):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery staple\n"))
+    call_command("create_account", "w_piped", "--role", "Analyst", "--password-stdin")
+    assert (
+        get_user_model()
+        .objects.get(username="w_piped")
+        .check_password("correct horse battery staple")
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: no prompt
+    with pytest.raises(CommandError, match="password-stdin"):
+        call_command("create_account", "w_prompted", "--role", "Analyst")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    answers = iter(["another long passphrase", "another long passphrase"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    call_command("create_account", "w_prompted", "--role", "Analyst")
+    assert (
+        get_user_model()
+        .objects.get(username="w_prompted")
+        .check_password("another long passphrase")
+    )
+
+
+# --- /metrics behind a reverse proxy --------------------------------------------------------
+
+
+def test_metrics_behind_a_proxy_on_the_same_host_checks_the_forwarded_address(
+    world, client, settings
+):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    settings.PROXY_COUNT = 1
+    through_proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    outside = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9", **through_proxy)
+    assert outside.status_code == 403
+    forged = "127.0.0.1, 203.0.113.9"  # the client's own entry comes first: not trusted
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR=forged, **through_proxy).status_code == 403
+    inside = client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1", **through_proxy)
+    assert inside.status_code == 200
+    settings.PROXY_COUNT = 2
+    assert (
+        client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1", **through_proxy).status_code == 403
+    )

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = frozenset({"ml", "approver", "analyst", "auditor", "soc"})
 EVERYONE = frozenset(PERSONAS)
-NOBODY = frozenset()
+NOBODY: frozenset[str] = frozenset()
 
 
 def holders(perm: str) -> frozenset:
@@ -254,6 +254,7 @@ ADMIN_PAGES = [
     C("admin:registry_approvalrequest_change", "GET", ADMIN, 200, kwargs=request_kw),  # evidence
     C("admin:registry_approvalrequest_decide", "POST", INTENT["registry.approve_version"], 302,
       kwargs=lambda w: {"pk": w.pending.pk}, body=lambda w: {"decision": "approve"}),
+    C("admin:registry_policychange_changelist", "GET", ADMIN, 200),  # two-person rule
     C("admin:core_auditevent_changelist", "GET", ADMIN, 200),
     C("admin:core_auditevent_delete", "GET", NOBODY, 200,
       kwargs=lambda w: {"object_id": w.extra["audit_event"]}),  # append-only
@@ -262,6 +263,7 @@ ADMIN_PAGES = [
       kwargs=name_kw),
     C("admin:registry_experiment_changelist", "GET", INTENT["registry.set_traffic"], 200),
     C("admin:core_notification_changelist", "GET", NOBODY, 200),  # the outbox
+    C("admin:core_taskdelivery_changelist", "GET", NOBODY, 200),  # crash counts, quarantine
     C("admin:monitoring_alert_changelist", "GET", ADMIN, 200),
     C("admin:monitoring_alert_changelist", "POST", ADMIN & INTENT["monitoring.manage_alert"],
       302, variant="acknowledge-action",

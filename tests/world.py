@@ -12,6 +12,7 @@ the clients log in with `force_login` or a token.
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 
@@ -69,31 +70,21 @@ def _session(user):
 
 
 def _log(version, X, incidents, role):
-    import xgboost as xgb
     from django.utils import timezone
 
-    from monitoring.models import PredictionLog
-    from registry.services import version_load_booster
+    from tests import factories
 
-    booster = version_load_booster(version=version)
-    scores = booster.predict(xgb.DMatrix(X, feature_names=version.feature_names))
     start = timezone.now() - timedelta(hours=2)
     rows = [
-        PredictionLog(
-            version=version,
-            request_id=f"req-{version.version}-{incident}",
-            incident_id=incident,
-            entity=f"user-{i}",
-            features=np.ascontiguousarray(X[i], dtype="<f8").tobytes(),
-            score=float(scores[i]),
-            decision=bool(scores[i] >= version.decision_threshold),
-            role=role,
-            attributes={"geo_region": "EU"},
-            created_at=start + timedelta(seconds=i),
-        )
+        {
+            "request_id": f"req-{version.version}-{incident}",
+            "incident_id": incident,
+            "entity": f"user-{i}",
+            "created_at": start + timedelta(seconds=i),
+        }
         for i, incident in enumerate(incidents)
     ]
-    PredictionLog.objects.bulk_create(rows)
+    factories.predictions_log(version, rows, X=X, role=role, attributes={"geo_region": "EU"})
 
 
 def build_world(trained, artifact_root) -> World:
@@ -105,20 +96,15 @@ def build_world(trained, artifact_root) -> World:
     from monitoring.alerts import alert_raise
     from monitoring.drift_jobs import drift_run_create
     from registry import services
-    from registry.registration import register_training_result
+    from tests import factories
 
     users = {key: _user(role, f"w_{key}") for key, role in ROLE_OF.items()}
     sessions = {key: _session(user) for key, user in users.items()}
     ml, approver = users["ml"], users["approver"]
     _, token = AuthToken.objects.create(user=users["soc"], expiry=None)
 
-    def register(semver, steps=("testing", "staging")):
-        version = register_training_result(
-            result=trained, model_name="threat", version=semver, registered_by=ml
-        )
-        for to in steps:
-            version = services.version_transition(version=version, to=to, actor=ml)
-        return version
+    def register(semver, to="staging"):
+        return factories.version(trained, user=ml, model="threat", semver=semver, to=to)
 
     def promote(version):
         request = services.approval_request_create(version=version, actor=ml)
@@ -134,7 +120,7 @@ def build_world(trained, artifact_root) -> World:
     production = promote(register("1.1.0"))
     staged = register("1.2.0")
     pending = services.approval_request_create(version=staged, actor=ml)
-    testing = register("1.3.0", steps=("testing",))
+    testing = register("1.3.0", to="testing")
     previous.refresh_from_db()
 
     incidents = [f"INC-{i}" for i in range(1, 6)]
@@ -158,7 +144,7 @@ def build_world(trained, artifact_root) -> World:
         "artifact": trained.artifact_bytes("json"),
         "metadata": metadata,
         "features": dict(zip(trained.feature_names, X[0].tolist(), strict=True)),
-        "audit_event": AuditEvent.objects.order_by("pk").first().pk,
+        "audit_event": AuditEvent.objects.earliest("pk").pk,
     }
     return World(
         users=users,
@@ -196,7 +182,7 @@ def seeded_world(django_db_blocker, tmp_path_factory, trained):
         booster_cache.clear()
 
 
-_handler = []
+_handler: list[Any] = []
 
 
 def client_for(world: World, persona: str, *, api: bool):

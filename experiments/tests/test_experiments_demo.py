@@ -5,7 +5,7 @@ import io
 import pytest
 
 from experiments import demo as demo_ab
-from experiments import services
+from registry import services
 from registry.models import Experiment, TrafficSplit
 from registry.tests.ab_support import log
 

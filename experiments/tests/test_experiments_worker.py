@@ -50,4 +50,6 @@ def test_the_beat_schedule_exists():
         from django.apps import apps as global_apps
 
         import_module("registry.migrations.0005_ab_guardrail_schedule").schedule(global_apps, None)
+        moved = import_module("experiments.migrations.0001_guardrail_schedule_moved")
+        moved.forward(global_apps, None)
     assert task.get().enabled

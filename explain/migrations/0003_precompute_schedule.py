@@ -2,21 +2,19 @@
 
 from django.db import migrations
 
+from core.beat import entry_remove, interval_entry_create
+
 TASK_NAME = "explain: precompute recent high-risk explanations"
 
 
 def schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
-    PeriodicTask.objects.get_or_create(
-        name=TASK_NAME,
-        defaults={"task": "explain.tasks.explain_recent", "interval": every, "enabled": True},
+    interval_entry_create(
+        apps, name=TASK_NAME, task="explain.tasks.explain_recent", every=5, period="minutes"
     )
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=TASK_NAME).delete()
+    entry_remove(apps, name=TASK_NAME)
 
 
 class Migration(migrations.Migration):

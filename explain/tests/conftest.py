@@ -17,15 +17,12 @@ def trained_other():
 
 @pytest.fixture
 def register_other(trained_other, ml_engineer, artifact_root):
-    from registry.registration import register_training_result
+    from tests import factories
 
     def make(version="1.1.0", model="threat"):
-        obj = register_training_result(
-            result=trained_other, model_name=model, version=version, registered_by=ml_engineer
+        return factories.version(
+            trained_other, user=ml_engineer, model=model, semver=version, gate=False
         )
-        obj.model.fairness_gate = False
-        obj.model.save(update_fields=["fairness_gate"])
-        return obj
 
     return make
 
@@ -36,42 +33,34 @@ def booster_of(version):
     return version_load_booster(version=version)
 
 
-def scores_of(version, X):
-    import xgboost as xgb
-
-    dmatrix = xgb.DMatrix(np.asarray(X, dtype=np.float64), feature_names=version.feature_names)
-    return booster_of(version).predict(dmatrix).astype(np.float64)
-
-
 @pytest.fixture
 def log_predictions():
     """log_predictions(version, X, ids=..., role=...) -> PredictionLog rows scored by version."""
     from django.utils import timezone
 
     from monitoring.models import PredictionLog
+    from tests import factories
 
     def make(version, X, *, ids=None, role="champion", start=None, label=None):
         X = np.atleast_2d(np.asarray(X, dtype="<f8"))
         ids = ids if ids is not None else [f"INC-{i}" for i in range(len(X))]
-        scores = scores_of(version, X)
         start = start or timezone.now() - timedelta(hours=1)
-        rows = [
-            PredictionLog(
-                version=version,
-                request_id=f"req-{version.pk}-{role}-{incident}",
-                incident_id=incident,
-                entity=f"user-{i % 7}",
-                features=np.ascontiguousarray(X[i], dtype="<f8").tobytes(),
-                score=float(scores[i]),
-                decision=bool(scores[i] >= version.decision_threshold),
-                role=role,
-                attributes={"geo_region": "EU"},
-                created_at=start + timedelta(seconds=i),
-                label=label,
-            )
-            for i, incident in enumerate(ids)
-        ]
-        PredictionLog.objects.bulk_create(rows)
+        rows = factories.predictions_log(
+            version,
+            [
+                {
+                    "request_id": f"req-{version.pk}-{role}-{incident}",
+                    "incident_id": incident,
+                    "entity": f"user-{i % 7}",
+                    "created_at": start + timedelta(seconds=i),
+                }
+                for i, incident in enumerate(ids)
+            ],
+            X=X,
+            role=role,
+            attributes={"geo_region": "EU"},
+            label=label,
+        )
         return list(
             PredictionLog.objects.filter(request_id__in=[r.request_id for r in rows]).order_by("pk")
         )

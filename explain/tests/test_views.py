@@ -244,3 +244,19 @@ def test_the_verdict_form_is_csrf_protected(incidents, analyst):
     response = client.post("/explain/incidents/INC-1/verdict/", {"verdict": "threat"})
     assert response.status_code == 403
     assert not FeedbackEvent.objects.exists()
+
+
+def test_the_incident_page_shows_the_verdict_history_with_notes(incidents, client_as, analyst):
+    client = client_as(analyst)
+    for verdict, note in (("benign", "VPN exit node"), ("threat", "same host beaconing")):
+        response = client.post(
+            "/explain/incidents/INC-3/verdict/", {"verdict": verdict, "note": note}
+        )
+        assert response.status_code == 302
+    page = client.get("/explain/incidents/INC-3/").content.decode()
+    history = page[page.index('data-testid="verdict-history"') :]
+    assert history.index("VPN exit node") < history.index("same host beaconing")
+    assert "benign → threat" in history and analyst.username in history
+    events = AuditEvent.objects.filter(action__startswith="verdict.").order_by("id")
+    assert [e.action for e in events] == ["verdict.recorded", "verdict.changed"]
+    assert events[1].payload["note"] == "same host beaconing"

@@ -1,8 +1,9 @@
 """Trigger choices, and the quarterly audit schedule as an admin-editable PeriodicTask."""
 
 from django.db import migrations, models
-from fairness.schedule import SCHEDULE_NAME
-from fairness.schedule import schedule_sync
+
+from core.beat import entry_remove
+from fairness.schedule import SCHEDULE_NAME, schedule_sync
 
 
 def create_schedule(apps, schema_editor):
@@ -10,9 +11,7 @@ def create_schedule(apps, schema_editor):
 
 
 def remove_schedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        name=SCHEDULE_NAME
-    ).delete()
+    entry_remove(apps, name=SCHEDULE_NAME)
 
 
 class Migration(migrations.Migration):

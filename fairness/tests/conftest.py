@@ -35,19 +35,12 @@ def fair_training():
 @pytest.fixture
 def register_trained(ml_engineer, artifact_root):
     """register_trained(result, model=..., version=...) -> a version in staging."""
-    from registry import services
-    from registry.registration import register_training_result
+    from tests import factories
 
     def make(result, *, model="detector", version="1.0.0", gate=True, to="staging"):
-        obj = register_training_result(
-            result=result, model_name=model, version=version, registered_by=ml_engineer
+        return factories.version(
+            result, user=ml_engineer, model=model, semver=version, gate=gate, to=to
         )
-        if obj.model.fairness_gate != gate:
-            obj.model.fairness_gate = gate
-            obj.model.save(update_fields=["fairness_gate"])
-        for step in ("testing", "staging")[: ("training", "testing", "staging").index(to)]:
-            obj = services.version_transition(version=obj, to=step, actor=ml_engineer)
-        return obj
 
     return make
 
@@ -78,33 +71,27 @@ def log_traffic(version, events, *, labelled=None, role="champion", tag="t"):
     `labelled` is a boolean mask of rows that got an analyst verdict (all by default).
     Returns the decisions.
     """
-    import xgboost as xgb
+    from tests import factories
 
-    from monitoring.models import PredictionLog
-    from registry.services import version_load_booster
-
-    booster = version_load_booster(version=version)
-    scores = booster.predict(xgb.DMatrix(events.X, feature_names=booster.feature_names))
-    decisions = scores >= version.decision_threshold
     labelled = np.ones(len(events), dtype=bool) if labelled is None else labelled
     stamps = events.timestamp.astype("datetime64[s]").astype(int)
-    rows = [
-        PredictionLog(
-            version=version,
-            request_id=f"{tag}-{version.pk}-{i}",
-            incident_id=f"INC-{tag}-{i}",
-            features=events.X[i].astype("<f8").tobytes(),
-            score=float(scores[i]),
-            decision=bool(decisions[i]),
-            role=role,
-            attributes={"geo_region": str(events.geo_region[i])},
-            created_at=datetime.fromtimestamp(int(stamps[i]), UTC),
-            label=int(events.y[i]) if labelled[i] else None,
-        )
-        for i in range(len(events))
-    ]
-    PredictionLog.objects.bulk_create(rows, batch_size=2000)
-    return decisions
+    rows = factories.predictions_log(
+        version,
+        [
+            {
+                "request_id": f"{tag}-{version.pk}-{i}",
+                "incident_id": f"INC-{tag}-{i}",
+                "attributes": {"geo_region": str(events.geo_region[i])},
+                "created_at": datetime.fromtimestamp(int(stamps[i]), UTC),
+                "label": int(events.y[i]) if labelled[i] else None,
+            }
+            for i in range(len(events))
+        ],
+        X=events.X,
+        role=role,
+        batch_size=2000,
+    )
+    return np.array([row.decision for row in rows], dtype=bool)
 
 
 def period_of(events):

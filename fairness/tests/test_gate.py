@@ -26,8 +26,8 @@ def test_the_gate_blocks_a_version_whose_audit_fails(
     with pytest.raises(GovernanceError, match="approval policy") as exc:
         services.approval_decide(request=request, approver=approver, decision="approve")
     check = exc.value.details["failed_checks"][0]
-    assert check["check"] == "passing fairness audit"
-    assert check["detail"] == f"latest audit #{audit.pk}: fail"
+    assert check["check"] == "passing fairness audit of geo_region"
+    assert check["detail"] == f"geo_region: audit #{audit.pk} (held-out evaluation data) fail"
     request.refresh_from_db()
     assert request.status == ApprovalRequest.Status.PENDING and not request.decisions.exists()
     # A rejection is still possible (and needs notes).

@@ -2,25 +2,29 @@
 
 from django.db import migrations
 
+from core.beat import crontab_entry_create, entry_remove
+
 TASK = "monitoring.tasks_retention.prediction_retention_purge"
 
 
 def create(apps, schema_editor):
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute="30", hour="3", day_of_week="*", day_of_month="*", month_of_year="*",
-        timezone="UTC",
-    )
-    PeriodicTask.objects.get_or_create(
+    crontab_entry_create(
+        apps,
         name="Prediction-log retention purge",
-        defaults={"task": TASK, "crontab": crontab,
-                  "description": "Deletes predictions older than PREDICTION_RETENTION_DAYS."},
+        task=TASK,
+        crontab={
+            "minute": "30",
+            "hour": "3",
+            "day_of_week": "*",
+            "day_of_month": "*",
+            "month_of_year": "*",
+        },
+        description="Deletes predictions older than PREDICTION_RETENTION_DAYS.",
     )
 
 
 def remove(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task=TASK).delete()
+    entry_remove(apps, task=TASK)
 
 
 class Migration(migrations.Migration):

@@ -2,28 +2,25 @@
 
 from django.db import migrations
 
+from core.beat import entry_remove, interval_entry_create
+
 NAME = "monitoring: drift schedules sync"
 TASK = "monitoring.tasks.drift_schedules_sync_task"
 
 
 def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
-    PeriodicTask.objects.get_or_create(
+    interval_entry_create(
+        apps,
         name=NAME,
-        defaults={
-            "task": TASK,
-            "interval": every,
-            "args": "[]",
-            "kwargs": "{}",
-            "description": "Create or update the per-model drift schedules (one per model).",
-        },
+        task=TASK,
+        every=10,
+        period="minutes",
+        description="Create or update the per-model drift schedules (one per model).",
     )
 
 
 def remove(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+    entry_remove(apps, name=NAME)
 
 
 class Migration(migrations.Migration):

@@ -2,29 +2,26 @@
 
 from django.db import migrations
 
+from core.beat import entry_remove, interval_entry_create
+
 NAME = "monitoring: requeue pending drift runs"
 TASK = "monitoring.tasks.drift_runs_requeue"
 
 
 def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
-    PeriodicTask.objects.get_or_create(
+    interval_entry_create(
+        apps,
         name=NAME,
-        defaults={
-            "task": TASK,
-            "interval": every,
-            "args": "[]",
-            "kwargs": "{}",
-            "description": "Enqueue drift runs whose first enqueue met a broker that was down, "
-            "or whose worker died (docs/faults.md).",
-        },
+        task=TASK,
+        every=1,
+        period="minutes",
+        description="Enqueue drift runs whose first enqueue met a broker that was down, "
+        "or whose worker died (docs/faults.md).",
     )
 
 
 def remove(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+    entry_remove(apps, name=NAME)
 
 
 class Migration(migrations.Migration):

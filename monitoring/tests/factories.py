@@ -5,11 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import xgboost as xgb
 
 from monitoring.models import PredictionLog
 from registry import synthetic
-from registry.services import version_load_booster
+from tests import factories
 
 # Windows of the tests: hourly, starting on a fixed Monday.
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -31,11 +30,6 @@ def drifted_scenario() -> synthetic.Scenario:
             synthetic.Drift.sudden("geo_velocity", 1.0, at=0.0),
         )
     )
-
-
-def score(version, X: np.ndarray) -> np.ndarray:
-    booster = version_load_booster(version=version)
-    return booster.predict(xgb.DMatrix(X, feature_names=version.feature_names)).astype(np.float64)
 
 
 @functools.lru_cache(maxsize=4)
@@ -61,21 +55,21 @@ def log_window(
     events = population(scenario)
     X = events.X[rows]
     n = X.shape[0]
-    scores = score(version, X)
     step = timedelta(minutes=minutes) / max(n, 1)
     tag = tag or f"{start:%Y%m%d%H%M}-{rows.start}"
-    objs = [
-        PredictionLog(
-            version=version,
-            request_id=f"req-{tag}-{version.pk}-{i}",
-            entity=str(events.entity[rows][i]),
-            features=X[i].astype("<f8").tobytes(),
-            score=float(scores[i]),
-            decision=bool(scores[i] >= version.decision_threshold),
-            attributes={"geo_region": str(events.geo_region[rows][i])},
-            created_at=start + step * i,
-            label=None if labels is None else int(labels[i]),
-        )
-        for i in range(n)
-    ]
-    return PredictionLog.objects.bulk_create(objs, batch_size=2000)
+    entities, regions = events.entity[rows], events.geo_region[rows]
+    return factories.predictions_log(
+        version,
+        [
+            {
+                "request_id": f"req-{tag}-{version.pk}-{i}",
+                "entity": str(entities[i]),
+                "attributes": {"geo_region": str(regions[i])},
+                "created_at": start + step * i,
+                "label": None if labels is None else int(labels[i]),
+            }
+            for i in range(n)
+        ],
+        X=X,
+        batch_size=2000,
+    )

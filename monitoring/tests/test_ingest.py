@@ -4,6 +4,7 @@ import threading
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from monitoring.models import FeedbackEvent, PredictionLog
 from registry import services
@@ -327,6 +328,71 @@ def test_bad_feedback_records_nothing(api_as, analyst, soc_service, champion):
     assert FeedbackEvent.objects.count() == 0
 
 
+def _verdicts(n):
+    """n verdicts: by request_id and by incident_id in turn, every fifth one unknown."""
+    return [
+        {
+            "request_id" if i % 2 else "incident_id": f"{'req' if i % 2 else 'INC'}-{i}"
+            + ("-404" if i % 5 == 4 else ""),
+            "label": ["threat", "benign"][i % 2],
+        }
+        for i in range(n)
+    ]
+
+
+def test_a_feedback_batch_takes_as_many_queries_for_50_verdicts_as_for_5(
+    api_as, analyst, soc_service, champion
+):
+    post(api_as(soc_service), [item(champion, i) for i in range(50)])
+    client = api_as(analyst)
+    counts = {}
+    for n in (5, 50):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/api/v1/feedback/", {"verdicts": _verdicts(n)}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["recorded"] == n - n // 5
+        counts[n] = len(queries)
+    assert counts[50] <= counts[5], counts
+    assert FeedbackEvent.objects.count() == 4 + 40
+
+
+def test_verdicts_on_one_prediction_in_one_batch_apply_in_order(
+    api_as, analyst, soc_service, champion
+):
+    post(api_as(soc_service), [item(champion, i) for i in range(2)])
+    response = api_as(analyst).post(
+        "/api/v1/feedback/",
+        {
+            "verdicts": [
+                {"request_id": "req-0", "label": "threat"},
+                {"incident_id": "INC-0", "label": "benign", "note": "admin script"},
+                {"request_id": "req-0", "label": 1},
+                {"incident_id": "INC-1", "label": 0},
+            ]
+        },
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "recorded": 4,
+        "unknown": 0,
+        "results": [{"index": i, "status": "recorded", "predictions": 1} for i in range(4)],
+    }
+    history = list(
+        FeedbackEvent.objects.filter(prediction__request_id="req-0")
+        .order_by("pk")
+        .values_list("label", "previous_label", "note", "user")
+    )
+    assert history == [
+        (1, None, "", analyst.pk),
+        (0, 1, "admin script", analyst.pk),
+        (1, 0, "", analyst.pk),
+    ]
+    labels = dict(PredictionLog.objects.values_list("request_id", "label"))
+    assert labels == {"req-0": 1, "req-1": 0}
+    assert not PredictionLog.objects.filter(labelled_by__isnull=True).exists()
+
+
 @pytest.mark.parametrize(
     "role, allowed",
     [
@@ -361,3 +427,28 @@ def test_names_in_counts_object_names_outside_strings(text):
     names = []
     json.loads(text, object_pairs_hook=lambda pairs: names.extend(pairs) or {})
     assert _names_in(text.encode()) == len(names)
+
+
+def test_every_verdict_is_an_audit_event_with_old_new_and_note(api_as, soc_service, register):
+    from core.audit import audit_verify
+    from core.models import AuditEvent
+    from tests import factories
+
+    version = register()
+    row = factories.prediction_log(version, request_id="r-audit", incident_id="INC-A")
+    client = api_as(soc_service)
+    for label, note in (("benign", "looked like a backup job"), ("threat", "exfil confirmed")):
+        response = client.post(
+            "/api/v1/feedback/",
+            {"verdicts": [{"request_id": "r-audit", "label": label, "note": note}]},
+            format="json",
+        )
+        assert response.status_code == 200, response.json()
+    events = list(AuditEvent.objects.filter(object_type="PredictionLog", object_id=str(row.pk)))
+    assert [(e.action, e.payload["old"], e.payload["new"], e.payload["note"]) for e in events] == [
+        ("verdict.recorded", None, "benign", "looked like a backup job"),
+        ("verdict.changed", "benign", "threat", "exfil confirmed"),
+    ]
+    assert {e.actor_label for e in events} == {soc_service.username}
+    assert events[0].model_name == version.model.name
+    assert audit_verify().ok

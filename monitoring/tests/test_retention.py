@@ -7,6 +7,7 @@ from django_celery_beat.models import PeriodicTask
 from monitoring.models import FeedbackEvent, PredictionLog
 from monitoring.retention import predictions_purge_batch
 from monitoring.tasks_retention import prediction_retention_purge
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -17,24 +18,17 @@ def logged(register, analyst):
     now = timezone.now()
 
     def make(days_old, n, prefix):
-        rows = [
-            PredictionLog(
-                version=version,
-                request_id=f"{prefix}-{i}",
-                entity="h",
-                features=b"\0" * 8 * len(version.feature_schema),
-                score=0.5,
-                decision=False,
-                created_at=now - timedelta(days=days_old),
-            )
-            for i in range(n)
-        ]
-        PredictionLog.objects.bulk_create(rows)
+        factories.predictions_log(
+            version,
+            [{"request_id": f"{prefix}-{i}"} for i in range(n)],
+            entity="h",
+            decision=False,
+            created_at=now - timedelta(days=days_old),
+        )
 
     make(200, 25, "old")
     make(182, 5, "recent")
-    old = PredictionLog.objects.filter(request_id="old-0").get()
-    FeedbackEvent.objects.create(prediction=old, label=1, user=analyst)
+    factories.verdict(PredictionLog.objects.get(request_id="old-0"), label=1, user=analyst)
     return version
 
 

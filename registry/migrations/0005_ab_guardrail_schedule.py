@@ -2,19 +2,18 @@
 
 from django.db import migrations
 
+from core.beat import entry_remove, interval_entry_create
+
 TASK = "registry.tasks.experiment_guardrails_check"
 NAME = "A/B guardrails: roll back a failing challenger"
 
 
 def schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
-    PeriodicTask.objects.get_or_create(name=NAME, defaults={"task": TASK, "interval": every})
+    interval_entry_create(apps, name=NAME, task=TASK, every=10, period="minutes")
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+    entry_remove(apps, name=NAME)
 
 
 class Migration(migrations.Migration):

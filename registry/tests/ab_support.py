@@ -1,14 +1,10 @@
 """Helpers for the A/B tests: a live champion with an approved challenger, logged traffic."""
 
-import itertools
-
-import numpy as np
 import pytest
 from django.utils import timezone
 
 from registry import services
-
-_ids = itertools.count()
+from tests import factories
 
 
 @pytest.fixture(name="live")
@@ -22,28 +18,23 @@ def live_fixture(approved, approver):
 
 def log(version, role, *, decision, label, incident="", entity="", at=None, n=1):
     """Store n prediction rows of one version and role with the given decision and label."""
-    from monitoring.models import PredictionLog
-
-    features = np.zeros(len(version.feature_schema), dtype="<f8").tobytes()
-    at = at or timezone.now()
-    rows = []
-    for _ in range(n):
-        i = next(_ids)
-        rows.append(
-            PredictionLog(
-                version=version,
-                request_id=f"req-{i}",
-                incident_id=incident or f"inc-{i}",
-                entity=entity or f"host-{i}",
-                features=features,
-                score=0.9 if decision else 0.1,
-                decision=decision,
-                role=role,
-                label=label,
-                created_at=at,
-            )
-        )
-    return PredictionLog.objects.bulk_create(rows)
+    ids = [factories.serial() for _ in range(n)]
+    return factories.predictions_log(
+        version,
+        [
+            {
+                "request_id": f"req-{i}",
+                "incident_id": incident or f"inc-{i}",
+                "entity": entity or f"host-{i}",
+            }
+            for i in ids
+        ],
+        score=0.9 if decision else 0.1,
+        decision=decision,
+        role=role,
+        label=label,
+        created_at=at or timezone.now(),
+    )
 
 
 def log_arm(version, role, *, tp, fp, at=None):

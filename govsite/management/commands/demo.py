@@ -6,16 +6,14 @@ import os
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
-from django.db import transaction
 from knox.models import AuthToken
 from tqdm import tqdm
 
-from core.audit import audit_record
+from core import roles
 from experiments import demo as demo_ab
 from explain import demo as explain_demo
 from fairness import demo as fairness_demo
 from fairness.services import fairness_audit_create, fairness_audit_execute_now
-from govsite import roles, synthetic
 from monitoring import demo as monitoring_demo
 from monitoring.models import PredictionLog
 from monitoring.traffic_generator import (
@@ -25,8 +23,9 @@ from monitoring.traffic_generator import (
     verdicts_choose,
     verdicts_record,
 )
-from registry import services
+from registry import services, synthetic
 from registry.models import MLModel
+from registry.policy import policy_change_confirm, policy_update
 from registry.registration import register_training_result
 from registry.training import train
 
@@ -129,16 +128,14 @@ class Command(BaseCommand):
         the APAC false-positive gap that 1.1.0 fixes."""
 
         model = version.model
-        with transaction.atomic():
-            model.fairness_gate = False
-            model.save(update_fields=["fairness_gate"])
-            audit_record(
-                action="model.policy_changed",
-                actor=users["alex"],
-                obj=model,
-                model_name=model.name,
-                payload={"fairness_gate": False},
-            )
+        # Turning the gate off weakens the policy: alex proposes, sam confirms.
+        proposal = policy_update(
+            model=model,
+            new={"fairness_gate": False},
+            actor=users["alex"],
+            notes="1.0.0 predates the fairness gate.",
+        )
+        policy_change_confirm(proposal=proposal, actor=users["sam"])
         services.approval_request_create(
             version=version, actor=users["mira"], notes="First production model."
         )
@@ -153,17 +150,8 @@ class Command(BaseCommand):
         services.version_transition(version=version, to="production", actor=users["alex"])
         audit = fairness_audit_create(version=version, requested_by=users["otto"])
         fairness_audit_execute_now(audit_id=audit.pk)
-        with transaction.atomic():
-            model.fairness_gate = True
-            model.min_auc = 0.8
-            model.save(update_fields=["fairness_gate", "min_auc"])
-            audit_record(
-                action="model.policy_changed",
-                actor=users["alex"],
-                obj=model,
-                model_name=model.name,
-                payload={"fairness_gate": True, "min_auc": 0.8},
-            )
+        # Strengthening takes effect at once.
+        policy_update(model=model, new={"fairness_gate": True, "min_auc": 0.8}, actor=users["alex"])
 
     def _request_approval(self, version, users):
 

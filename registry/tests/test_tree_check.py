@@ -1,0 +1,96 @@
+"""The structural checks of registry/tree_check.py on small hand-made models."""
+
+import copy
+import json
+
+import pytest
+
+from registry import tree_check
+from registry.tree_check import ArtifactStructureError, check_artifact
+
+
+def check_model(doc):
+    return check_artifact(json.dumps(doc).encode(), "json")
+
+
+def _tree(left, right, parents, num_feature=2):
+    n = len(left)
+    return {
+        "left_children": left, "right_children": right, "parents": parents,
+        "split_indices": [0] * n, "split_conditions": [0.5] * n, "default_left": [0] * n,
+        "base_weights": [0.1] * n, "loss_changes": [0.0] * n, "sum_hessian": [1.0] * n,
+        "split_type": [0] * n, "categories": [], "categories_nodes": [],
+        "categories_segments": [], "categories_sizes": [],
+        "tree_param": {"num_nodes": str(n), "num_feature": str(num_feature),
+                       "size_leaf_vector": "1", "num_deleted": "0"},
+    }  # fmt: skip
+
+
+def _model(*trees, name="gbtree"):
+    model = {
+        "gbtree_model_param": {"num_trees": str(len(trees)), "num_parallel_tree": "1"},
+        "tree_info": [0] * len(trees), "iteration_indptr": list(range(len(trees) + 1)),
+        "trees": list(trees),
+    }  # fmt: skip
+    booster = {"name": "gbtree", "model": model}
+    if name == "dart":
+        booster = {"name": "dart", "gbtree": booster, "weight_drop": []}
+    return {"learner": {"learner_model_param": {"num_feature": "2"}, "feature_names": ["a", "b"],
+                        "gradient_booster": booster}}  # fmt: skip
+
+
+STUMP = _tree([1, -1, -1], [2, -1, -1], [2147483647, 0, 0])
+
+
+@pytest.mark.parametrize("name", ["gbtree", "dart"])
+def test_it_accepts_a_stump_in_both_layouts(name):
+    doc = _model(STUMP, STUMP, name=name)
+    assert check_artifact(json.dumps(doc).encode(), "json")["nodes"] == 6
+
+
+def test_it_refuses_a_cycle_that_the_root_does_not_reach():
+    # Nodes 3 and 4 are each other's children: one parent each, unreachable from 0.
+    tree = _tree([1, -1, -1, 4, 3], [2, -1, -1, 4, 3], [2147483647, 0, 0, 4, 3])
+    with pytest.raises(ArtifactStructureError) as caught:
+        check_model(_model(tree))
+    assert caught.value.details["tree"] == 0
+
+
+def test_it_refuses_a_node_that_the_root_does_not_reach():
+    tree = _tree([1, -1, -1, -1], [2, -1, -1, -1], [2147483647, 0, 0, 0])
+    with pytest.raises(ArtifactStructureError, match="not reachable") as caught:
+        check_model(_model(tree))
+    assert caught.value.details["node"] == 3
+
+
+def test_it_refuses_a_tree_count_that_disagrees():
+    doc = _model(STUMP)
+    doc["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] = "5"
+    with pytest.raises(ArtifactStructureError, match="num_trees"):
+        check_model(doc)
+
+
+def test_it_refuses_linear_boosters():
+    doc = _model(STUMP)
+    doc["learner"]["gradient_booster"] = {"name": "gblinear", "model": {"weights": [0.1]}}
+    with pytest.raises(ArtifactStructureError, match="gbtree and dart"):
+        check_model(doc)
+
+
+def test_it_refuses_a_categorical_split_without_categories():
+    tree = copy.deepcopy(STUMP)
+    tree["split_type"][0] = 1
+    with pytest.raises(ArtifactStructureError, match="without categories"):
+        check_model(_model(tree))
+
+
+def test_it_refuses_too_many_trees(monkeypatch):
+    monkeypatch.setattr(tree_check, "MAX_TREES", 2)
+    with pytest.raises(ArtifactStructureError, match="1..2 trees"):
+        check_model(_model(STUMP, STUMP, STUMP))
+
+
+@pytest.mark.parametrize("raw", [b"{i\x03abc", b"{i\x01a[$d#L\x7f\xff\xff\xff\xff\xff\xff\xff}"])
+def test_it_refuses_truncated_ubjson(raw):
+    with pytest.raises(ArtifactStructureError, match="truncated"):
+        check_artifact(raw, "ubj")
