@@ -4,10 +4,12 @@ extension slots (registry.extensions) when the app is ready.
 The gate reads the model's policy: every protected attribute (``MLModel.
 protected_attributes``, set by approvers) needs a complete, passing audit of this
 version that covers that attribute alone. Per attribute and per source (the stored
-evaluation set, logged labelled traffic) the latest complete audit decides, so a
-``fail`` or ``inconclusive`` is never hidden by a later audit of another attribute, nor
-one source's failure by the other's pass. Audits of other attributes, and intersectional
-audits, are listed for approvers but never count.
+evaluation set, logged labelled traffic) a ``fail`` decides whenever one exists, and
+otherwise the latest complete audit does: a failure is never hidden by a later audit of
+another attribute, by a later period of logged traffic chosen to pass, nor by the other
+source's pass (a later ``pass`` may only replace an ``inconclusive``, which says there
+was too little data). Audits of other attributes, and intersectional audits, are listed
+for approvers but never count.
 """
 
 from django.urls import reverse
@@ -40,9 +42,12 @@ def attribute_decisions(version: MLModelVersion) -> list[dict]:
     decisions = []
     for attribute in version.model.protected_attributes or []:
         alone = [a for a in audits if list(a.attributes) == [attribute]]
-        deciding = {}
-        for audit in alone:  # newest first: the first complete one of each source decides
-            if audit.status == Status.COMPLETE and audit.source not in deciding:
+        deciding: dict[str, FairnessAudit] = {}
+        for audit in alone:  # newest first: the first complete one of each source decides,
+            if audit.status != Status.COMPLETE:  # unless an earlier one failed
+                continue
+            held = deciding.get(audit.source)
+            if held is None or (audit.verdict == Verdict.FAIL and held.verdict != Verdict.FAIL):
                 deciding[audit.source] = audit
         passed = bool(deciding) and all(a.verdict == Verdict.PASS for a in deciding.values())
         waiting = [a for a in alone if not a.is_final]

@@ -122,13 +122,14 @@ def _verdicts_write(applied, *, user, now) -> list[FeedbackEvent]:
             )
             last[row.pk] = label
     FeedbackEvent.objects.bulk_create(events)
-    _verdicts_audit(events, user=user)
     for label in (0, 1):
         pks = [pk for pk, final in last.items() if final == label]
         for start in range(0, len(pks), UPDATE_BATCH):
             PredictionLog.objects.filter(pk__in=pks[start : start + UPDATE_BATCH]).update(
                 label=label, labelled_at=now, labelled_by=user
             )
+    # Last: the chain head's lock is then held only for the append itself.
+    _verdicts_audit(events, user=user)
     return events
 
 

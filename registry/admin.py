@@ -19,6 +19,7 @@ from registry.errors import GovernanceError
 from registry.evidence import metric_deltas, policy_checks
 from registry.extensions import evidence_section
 from registry.models import (
+    POLICY_FIELDS,
     ApprovalDecision,
     ApprovalRequest,
     Experiment,
@@ -28,7 +29,6 @@ from registry.models import (
     TrafficSplit,
 )
 from registry.policy import (
-    POLICY_FIELDS,
     policy_change_confirm,
     policy_change_reject,
     policy_update,
@@ -99,14 +99,15 @@ class MLModelAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             audit_record(action="model.created", actor=request.user, obj=obj, model_name=obj.name)
             return
-        stored = MLModel.objects.get(pk=obj.pk)
         new_policy = {f: getattr(obj, f) for f in POLICY_FIELDS}
-        for field in POLICY_FIELDS:  # the policy changes only through its service
-            setattr(obj, field, getattr(stored, field))
         other = [f for f in form.changed_data if f not in POLICY_FIELDS]
+        proposal = None
         with transaction.atomic():
-            super().save_model(request, obj, form, change)
+            # Locked, and only the non-policy fields written: a policy change confirmed
+            # meanwhile by another approver is neither lost nor silently undone.
+            stored = MLModel.objects.select_for_update().get(pk=obj.pk)
             if other:
+                obj.save(update_fields=other)
                 audit_record(
                     action="model.changed",
                     actor=request.user,
@@ -126,7 +127,6 @@ class MLModelAdmin(admin.ModelAdmin):
                 proposal = policy_update(model=obj, new=new_policy, actor=request.user)
             except GovernanceError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
-                return
         obj.refresh_from_db()
         if proposal is not None:
             self.message_user(
@@ -426,8 +426,13 @@ class MLModelVersionAdmin(admin.ModelAdmin):
 
     def _confirm_bulk(self, request, queryset, op):
         if "confirm" in request.POST:
+            notes, rolled_back = form_text(request, "notes", 5000), set()
             for version in queryset:
-                self._run_lifecycle(request, version, op, form_text(request, "notes", 5000))
+                if op == "rollback":  # one rollback per model, however many rows are picked
+                    if version.model_id in rolled_back:
+                        continue
+                    rolled_back.add(version.model_id)
+                self._run_lifecycle(request, version, op, notes)
             return None
         context = {
             **self.admin_site.each_context(request),

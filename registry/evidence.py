@@ -15,7 +15,6 @@ import json
 
 from registry.extensions import evidence_section, gate_checks
 from registry.models import MLModelVersion
-from registry.policy import policy_of
 
 METRICS = ("accuracy", "precision", "recall", "f1_score", "auc")
 CARD_FIELDS = ("intended_use", "limitations", "ethical_considerations", "evaluation_data")
@@ -35,7 +34,7 @@ def evidence_hash(version: MLModelVersion) -> str:
         "schema": version.feature_schema,
         "card": {f: getattr(version, f) for f in CARD_FIELDS},
         "metrics_source": version.metrics_source,
-        "policy": policy_of(version.model),
+        "policy": version.model.policy(),
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -106,7 +105,7 @@ def evidence_snapshot(version: MLModelVersion) -> dict:
         "production_version": production.version if production else None,
         "metrics_source": version.metrics_source,
         "metrics": metric_deltas(version, production),
-        "policy": policy_of(version.model),
+        "policy": version.model.policy(),
         "model_card": {f: getattr(version, f) for f in CARD_FIELDS},
         "policy_checks": policy_checks(version),
         "fairness": evidence_section("fairness", version),

@@ -2,6 +2,7 @@
 
 import re
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,6 +34,10 @@ def semver_key(value: str) -> tuple:
 
 def _new_salt() -> str:
     return secrets.token_hex(8)
+
+
+FLOOR_FIELDS = ("min_precision", "min_recall", "min_f1", "min_auc")
+POLICY_FIELDS = ("required_approvals", "fairness_gate", "protected_attributes", *FLOOR_FIELDS)
 
 
 def default_protected_attributes() -> list[str]:
@@ -67,6 +72,7 @@ class MLModel(models.Model):
         help_text="Require a complete, passing fairness audit of every protected attribute "
         "before approval and promotion.",
     )
+    policy_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     protected_attributes = models.JSONField(
         default=default_protected_attributes,
         blank=True,
@@ -105,6 +111,15 @@ class MLModel(models.Model):
     @property
     def label(self) -> str:
         return self.display_label or self.name
+
+    def policy(self) -> dict[str, Any]:
+        """What decides whether a version may pass (registry.policy changes it)."""
+        return {
+            "required_approvals": self.required_approvals,
+            "fairness_gate": self.fairness_gate,
+            "protected_attributes": sorted(self.protected_attributes or []),
+            **{f: getattr(self, f) for f in FLOOR_FIELDS},
+        }
 
     def production_version(self) -> "MLModelVersion | None":
         return self.versions.filter(status=MLModelVersion.Status.PRODUCTION).first()

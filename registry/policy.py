@@ -7,6 +7,7 @@ approvers: one proposes (`policy_change_propose`), a different one confirms
 (`policy_change_confirm`). Every change is audited with its old and new values.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -15,19 +16,22 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.errors import records_failures
 from registry.errors import GovernanceError
-from registry.models import ApprovalRequest, MLModel, MLModelVersion, PolicyChange
+from registry.models import (
+    FLOOR_FIELDS,
+    POLICY_FIELDS,
+    ApprovalRequest,
+    MLModel,
+    MLModelVersion,
+    PolicyChange,
+)
+from registry.traffic import traffic_reconcile_locked
 
-FLOOR_FIELDS = ("min_precision", "min_recall", "min_f1", "min_auc")
-POLICY_FIELDS = ("required_approvals", "fairness_gate", "protected_attributes", *FLOOR_FIELDS)
+# A weakening proposed and left unconfirmed this long is superseded.
+PROPOSAL_LIFETIME = timedelta(days=7)
 
 
-def policy_of(model: MLModel) -> dict:
-    return {
-        "required_approvals": model.required_approvals,
-        "fairness_gate": model.fairness_gate,
-        "protected_attributes": sorted(model.protected_attributes or []),
-        **{f: getattr(model, f) for f in FLOOR_FIELDS},
-    }
+def policy_of(model: MLModel) -> dict[str, Any]:
+    return model.policy()
 
 
 def _weakens(field: str, old, new) -> bool:
@@ -73,7 +77,8 @@ def _apply(model: MLModel, changes: dict, actor, *, proposal: PolicyChange | Non
     for field, change in changes.items():
         value = change["new"]
         setattr(model, field, sorted(value) if field == "protected_attributes" else value)
-    model.save(update_fields=list(changes))
+    model.policy_changed_at = timezone.now()
+    model.save(update_fields=[*changes, "policy_changed_at"])
     audit_record(
         action="model.policy_changed",
         actor=actor,
@@ -109,6 +114,8 @@ def _expire_approvals(model: MLModel, actor, fields: list[str]) -> None:
             model_name=model.name,
             payload={"version": request.version.version, "reason": reason},
         )
+    # An expired approval takes no live traffic: a challenger leaves the split.
+    traffic_reconcile_locked(model_id=model.pk, actor=actor, reason=reason)
 
 
 @transaction.atomic
@@ -117,8 +124,8 @@ def policy_update(*, model: MLModel, new: dict, actor, notes: str = "") -> Polic
     proposal that another approver must confirm (returned; None when nothing weakens)."""
     model = MLModel.objects.select_for_update().get(pk=model.pk)
     merged = {**policy_of(model), **{k: v for k, v in new.items() if k in POLICY_FIELDS}}
-    merged["protected_attributes"] = sorted(merged["protected_attributes"] or [])
     _validate(merged)
+    merged["protected_attributes"] = sorted(set(merged["protected_attributes"]))
     stronger, weaker = policy_diff(policy_of(model), merged)
     if stronger:
         _apply(model, stronger, actor, proposal=None)
@@ -162,6 +169,10 @@ def policy_change_confirm(*, proposal: PolicyChange, actor) -> PolicyChange:
     model = MLModel.objects.select_for_update().get(pk=proposal.model_id)
     current = policy_of(model)
     stale = [f for f, change in proposal.changes.items() if current[f] != change["old"]]
+    if model.policy_changed_at and model.policy_changed_at > proposal.proposed_at:
+        stale = stale or ["the policy changed after it was proposed"]
+    if timezone.now() - proposal.proposed_at > PROPOSAL_LIFETIME:
+        stale = stale or [f"older than {PROPOSAL_LIFETIME.days} days"]
     if stale:
 
         def supersede():

@@ -20,7 +20,7 @@ from core.roles import APPROVER, ML_ENGINEER
 from registry import extensions
 from registry.artifacts import ArtifactIntegrityError, artifact_put, booster_cache
 from registry.errors import GovernanceError as GovernanceError  # callers catch it from here
-from registry.evidence import evidence_hash, evidence_snapshot
+from registry.evidence import evidence_hash, evidence_snapshot, policy_checks
 from registry.models import (
     ApprovalDecision,
     ApprovalRequest,
@@ -450,6 +450,11 @@ def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
                 status=ApprovalRequest.Status.EXPIRED
             )
             MLModelVersion.objects.filter(pk=version.pk).update(approved_at=None, approved_by=None)
+            # An unapproved version takes no live traffic (a challenger leaves the split).
+            MLModel.objects.select_for_update().get(pk=version.model_id)
+            traffic_reconcile_locked(
+                model_id=version.model_id, actor=None, reason=f"the approval of {version} expired"
+            )
 
         raise GovernanceError(
             f"the approval of {version} expired: its evidence changed since it was approved",
@@ -465,8 +470,21 @@ def _require_valid_approval(version: MLModelVersion) -> ApprovalRequest:
     return approved
 
 
+def _policy_failures_refuse(version: MLModelVersion, what: str) -> None:
+    """Refuse ``what`` while the version fails a policy check now (the fairness gate and
+    the floors are re-read live: an audit can fail after the approval)."""
+    failures = [c for c in policy_checks(version) if not c["passed"]]
+    if failures:
+        raise GovernanceError(
+            f"{what} {version} refused: it does not meet the model's approval policy now",
+            {"failed_checks": failures},
+            status=409,
+        )
+
+
 def _promote_locked(*, version: MLModelVersion, actor: Actor, notes: str) -> MLModelVersion:
     _require_valid_approval(version)
+    _policy_failures_refuse(version, "promoting")
     now = timezone.now()
     current = (
         MLModelVersion.objects.select_for_update()
@@ -523,6 +541,9 @@ def version_rollback(*, model: MLModel, actor: Actor, notes: str = "") -> MLMode
     )
     if previous is None:
         raise GovernanceError(f"{model} has no earlier production version", status=409)
+    # One approver may roll back, but not to a version today's policy refuses: that
+    # version goes through approval again.
+    _policy_failures_refuse(previous, "rolling back to")
     now = timezone.now()
     current.status, current.deprecated_at, current.traffic_percentage = Status.ARCHIVED, now, 0
     current.save(update_fields=["status", "deprecated_at", "traffic_percentage"])

@@ -22,6 +22,7 @@ from core.audit import Actor, audit_record
 from core.errors import records_failures
 from registry import extensions
 from registry.errors import GovernanceError
+from registry.evidence import policy_checks
 from registry.models import (
     BASIS_POINTS,
     Experiment,
@@ -126,6 +127,13 @@ def _check_challenger(
             f"only approved staging versions take live traffic ({challenger.version} is "
             f"{challenger.status}, {'approved' if challenger.is_approved() else 'not approved'})",
             {"field": "challenger", "version": challenger.version},
+            status=409,
+        )
+    failures = [c for c in policy_checks(challenger) if not c["passed"]]
+    if failures:  # re-read live: an audit can fail after the approval
+        raise GovernanceError(
+            f"{challenger.version} does not meet the model's approval policy now",
+            {"field": "challenger", "version": challenger.version, "failed_checks": failures},
             status=409,
         )
     if not challenger_bp:

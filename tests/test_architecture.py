@@ -9,6 +9,10 @@ the root conftest and the benchmarks are outside the rule.
 
 import ast
 import importlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,15 +142,29 @@ def test_every_task_enqueued_by_name_exists():
         assert isinstance(task, Task) and task.name == name
 
 
-@pytest.mark.django_db
-def test_every_beat_entry_names_a_task_a_worker_runs():
+def test_every_beat_entry_names_a_task_a_worker_runs(tmp_path):
     """The schedule lives in the database (django-celery-beat) and names tasks by string:
-    a task that moved module without a data migration would be sent and never run."""
-    from django_celery_beat.models import PeriodicTask
-
-    from govsite.celery import app
-
-    app.loader.import_default_modules()  # what a worker does at start-up
-    scheduled = set(PeriodicTask.objects.values_list("task", flat=True))
-    assert scheduled, "the migrations created no beat entry"
-    assert scheduled - set(app.tasks) == set()
+    a task that moved module without a data migration would be sent and never run. Read
+    from a database freshly migrated in a subprocess (the suite's own database loses the
+    migrations' rows to the flush of transactional tests)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["GOVSITE_VAR_DIR"] = str(tmp_path)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run(manage + ["migrate", "--no-input", "-v0"], env=env, check=True, timeout=300)
+    script = (
+        "import json; from django_celery_beat.models import PeriodicTask; "
+        "from govsite.celery import app; app.loader.import_default_modules(); "
+        "print(json.dumps([sorted(PeriodicTask.objects.values_list('task', flat=True)), "
+        "sorted(app.tasks)]))"
+    )
+    out = subprocess.run(
+        manage + ["shell", "-c", script],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout
+    scheduled, registered = json.loads(out.strip().splitlines()[-1])
+    assert len(scheduled) >= 8, scheduled
+    assert set(scheduled) - set(registered) == set()

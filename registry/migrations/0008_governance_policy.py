@@ -40,6 +40,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='mlmodel',
+            name='policy_changed_at',
+            field=models.DateTimeField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name='mlmodel',
             name='display_label',
             field=models.CharField(blank=True, help_text='Friendlier name shown on pages (the name stays).', max_length=100),
         ),

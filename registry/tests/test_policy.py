@@ -339,3 +339,127 @@ def test_a_model_with_versions_cannot_be_renamed(client, register, approver):
     with pytest.raises(ValidationError, match="cannot change"):
         model.save()
     assert MLModel.objects.filter(name="threat").exists()
+
+
+# --- the policy re-read live after the approval ---------------------------------------
+
+
+def test_an_audit_that_fails_after_the_approval_stops_the_promotion(approved, approver):
+    version = approved()
+    MLModel.objects.filter(pk=version.model_id).update(fairness_gate=True)
+    version.refresh_from_db()
+    # The gate switch is policy: the approval expired with it. Approve again under it.
+    with pytest.raises(GovernanceError, match="expired"):
+        services.version_transition(version=version, to="production", actor=approver)
+
+
+def test_promotion_rechecks_the_gate_although_the_approval_still_matches(
+    staged, ml_engineer, approver
+):
+    version = staged(gate=True)
+    request = services.approval_request_create(version=version, actor=ml_engineer)
+    FairnessAudit.objects.filter(version=version).delete()
+    _audit(version, ["geo_region"], "pass")
+    services.approval_decide(request=request, approver=approver, decision="approve")
+    _audit(version, ["geo_region"], "fail", source="logged")  # traffic says otherwise now
+    version.refresh_from_db()
+    with pytest.raises(GovernanceError, match="does not meet") as exc:
+        services.version_transition(version=version, to="production", actor=approver)
+    assert "geo_region" in exc.value.details["failed_checks"][0]["check"]
+    version.refresh_from_db()
+    assert version.status == "staging"
+
+
+def test_a_later_logged_period_chosen_to_pass_does_not_hide_a_failure(staged):
+    from fairness.gate import fairness_gate_checks
+
+    version = staged(gate=True)
+    _audit(version, ["geo_region"], "pass", source="evaluation")
+    _audit(version, ["geo_region"], "fail", source="logged")
+    _audit(version, ["geo_region"], "pass", source="logged")  # a friendlier week
+    [check] = fairness_gate_checks(version)
+    assert not check["passed"] and "fail" in check["detail"]
+
+
+def test_an_inconclusive_audit_may_be_followed_by_a_pass(staged):
+    from fairness.gate import fairness_gate_checks
+
+    version = staged(gate=True)
+    _audit(version, ["geo_region"], "inconclusive")
+    _audit(version, ["geo_region"], "pass")
+    [check] = fairness_gate_checks(version)
+    assert check["passed"]
+
+
+def test_a_rollback_to_a_version_todays_policy_refuses_is_refused(approved, approver):
+    first = approved("1.0.0")
+    services.version_transition(version=first, to="production", actor=approver)
+    second = approved("1.1.0")
+    services.version_transition(version=second, to="production", actor=approver)
+    MLModel.objects.filter(pk=first.model_id).update(min_auc=0.9999)
+    with pytest.raises(GovernanceError, match="rolling back to") as exc:
+        services.version_rollback(model=first.model, actor=approver)
+    assert exc.value.details["failed_checks"][0]["check"] == "auc >= 0.9999"
+    second.refresh_from_db()
+    assert second.status == "production"
+
+
+def test_a_policy_change_takes_an_expired_challenger_off_live_traffic(client, approved, approver):
+    from registry.models import TrafficSplit
+    from registry.traffic import traffic_set
+
+    champion = approved("1.0.0")
+    champion = services.version_transition(version=champion, to="production", actor=approver)
+    challenger = approved("1.1.0")
+    traffic_set(
+        model=champion.model, challenger=challenger, challenger_bp=5000, shadows=[], actor=approver
+    )
+    client.force_login(approver)
+    _save_policy(client, champion.model, min_auc=0.5)  # strengthening: applies at once
+    split = TrafficSplit.objects.get(model=champion.model)
+    assert split.challenger_id is None and split.challenger_bp == 0
+    challenger.refresh_from_db()
+    assert not challenger.is_approved()
+
+
+def test_a_proposal_is_stale_once_the_policy_changed_even_back_again(
+    client, staged, approver, second_approver
+):
+    version = staged()
+    MLModel.objects.filter(pk=version.model_id).update(required_approvals=3)
+    version.model.refresh_from_db()
+    client.force_login(approver)
+    _save_policy(client, version.model, required_approvals=1)  # proposed: 3 -> 1
+    proposal = PolicyChange.objects.get()
+    _save_policy(client, version.model, required_approvals=4)  # 3 -> 4 at once
+    client.force_login(second_approver)
+    _save_policy(client, version.model, required_approvals=3)  # 4 -> 3: a proposal
+    back = PolicyChange.objects.get(status="pending", proposed_by=second_approver)
+    client.force_login(approver)
+    _decide(client, back, "confirm")
+    version.model.refresh_from_db()
+    assert version.model.required_approvals == 3  # the value the first proposal saw
+    client.force_login(second_approver)
+    page = _decide(client, proposal, "confirm").content.decode()
+    assert "propose it again" in page
+    proposal.refresh_from_db()
+    version.model.refresh_from_db()
+    assert proposal.status == "superseded" and version.model.required_approvals == 3
+
+
+def test_a_proposal_left_a_week_cannot_be_confirmed(staged, approver, second_approver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry.policy import policy_change_confirm, policy_update
+
+    version = staged(gate=True)
+    proposal = policy_update(model=version.model, new={"fairness_gate": False}, actor=approver)
+    PolicyChange.objects.filter(pk=proposal.pk).update(
+        proposed_at=timezone.now() - timedelta(days=8)
+    )
+    with pytest.raises(GovernanceError, match="propose it again"):
+        policy_change_confirm(proposal=proposal, actor=second_approver)
+    version.model.refresh_from_db()
+    assert version.model.fairness_gate is True

@@ -5,7 +5,7 @@ import os
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from knox.models import AuthToken
 from tqdm import tqdm
 
@@ -59,6 +59,7 @@ class Command(BaseCommand):
     def handle(self, *args, events, rounds, traffic, **options):
         traffic_events = traffic
         self.quiet = options["verbosity"] == 0
+        self._refuse_a_real_deployment()
         password = os.environ.get("DEMO_PASSWORD", "govsite-demo")
         users = {name: self._person(name, role, password) for name, role in PEOPLE}
         token = self._service_token()
@@ -67,6 +68,19 @@ class Command(BaseCommand):
         self._traffic(users, traffic_events)
         self._app_demos()
         self._print_logins(password, token)
+
+    def _refuse_a_real_deployment(self):
+        """The demo makes two approvers with a known password and changes the demo model's
+        policy: never on a database with other people in it (one person holding both
+        approvers would defeat the two-person rules)."""
+        User = get_user_model()
+        known = [name for name, _ in PEOPLE] + [SERVICE]
+        others = User.objects.exclude(username__in=known).values_list("username", flat=True)
+        if others.exists():
+            raise CommandError(
+                "the demo runs only on a database of its own: it would add approvers with a "
+                f"known password beside real accounts ({', '.join(others[:5])}...)"
+            )
 
     def _person(self, username, role, password):
         User = get_user_model()
