@@ -12,6 +12,8 @@ inside one write transaction).
 import itertools
 import math
 import operator
+import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -868,7 +870,7 @@ def _copy_buffer(plan: _Plan) -> bytes:
     return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
 
 
-DEADLOCK_RETRIES = 3
+DEADLOCK_RETRIES = 6
 
 
 def _deadlocked(exc: Exception) -> bool:
@@ -906,6 +908,9 @@ def _store_postgresql(plan: _Plan) -> int:
         except (OperationalError, psycopg.Error) as exc:
             if not _deadlocked(exc) or attempt == DEADLOCK_RETRIES:
                 raise
+            # Several batches can meet again at once: a short random wait lets the one
+            # that won commit first (0-50 ms, then 0-100 ms, ...).
+            time.sleep(random.uniform(0, 0.05 * attempt))
     raise AssertionError("unreachable")
 
 
