@@ -17,7 +17,11 @@ the ``gbtree`` inside ``dart``):
   conditions, leaf values and statistics finite, split types 0 or 1 with categorical
   splits backed by in-range category segments;
 - at most ``MAX_TREES`` trees and ``MAX_TOTAL_NODES`` nodes, ``tree_info`` and
-  ``iteration_indptr`` consistent with them.
+  ``iteration_indptr`` consistent with them: each tree's ``id`` is its position, each
+  ``tree_info`` group is below the output-group count, every iteration adds one tree
+  per group; single-target models with at most ``MAX_CLASSES`` classes and a finite
+  ``base_score``; a dart model holds one finite ``weight_drop`` per tree (each of these
+  was a native crash or a huge allocation in XGBoost, found by bench/fuzz_artifacts.py).
 
 Why these limits: depthwise trees are grown with ``max_depth`` 6 here and rarely
 beyond 20 anywhere; 64 leaves room for loss-guided trees while keeping TreeSHAP's
@@ -39,6 +43,7 @@ into a 400.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from typing import Any
 
@@ -49,6 +54,7 @@ MAX_TREE_NODES = 1 << 17
 MAX_TREES = 10_000
 MAX_TOTAL_NODES = 2_000_000
 MAX_FEATURES = 100_000
+MAX_CLASSES = 1_000
 MAX_JSON_CONTAINERS = 40 * MAX_TREES + 10_000
 MAX_NESTING = 64
 
@@ -413,18 +419,81 @@ def _trees_model(learner: dict) -> dict:
     return booster["model"]
 
 
-def _check_layout(model: dict, count: int) -> None:
+def _output_groups(learner: dict) -> int:
+    """How many outputs the trees are grouped by (1, or the class count), after checking
+    the learner parameters XGBoost sizes buffers and reads scores with."""
+    params = learner.get("learner_model_param")
+    params = params if isinstance(params, dict) else {}
+    # XGBoost writes both; absent, they take XGBoost's defaults.
+    num_class = _int_param(
+        {"num_class": params.get("num_class", "0")}, "num_class", "learner_model_param"
+    )
+    num_target = _int_param(
+        {"num_target": params.get("num_target", "1")}, "num_target", "learner_model_param"
+    )
+    if num_target != 1:
+        raise ArtifactStructureError(f"num_target {num_target}: only single-target models")
+    if not 0 <= num_class <= MAX_CLASSES:
+        raise ArtifactStructureError(f"num_class {num_class} is outside 0..{MAX_CLASSES}")
+    if "base_score" not in params:
+        return max(num_class, 1)
+    base = params["base_score"]
+    try:
+        values = [float(v) for v in str(base).strip("[]").split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ArtifactStructureError(f"base_score {str(base)[:40]!r} is not a finite number")
+    return max(num_class, 1)
+
+
+def _check_layout(model: dict, count: int, groups: int) -> None:
     declared = _int_param(model.get("gbtree_model_param"), "num_trees", "gbtree_model_param")
     if declared != count:
         raise ArtifactStructureError(f"num_trees says {declared}, the model holds {count} trees")
     info = model.get("tree_info", [])
     if not isinstance(info, (list, np.ndarray)) or len(info) != count:
         raise ArtifactStructureError(f"tree_info has {len(info)} entries for {count} trees")
+    try:  # the parser hands numeric lists over as NumPy arrays (floats from JSON)
+        values = np.asarray(info, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArtifactStructureError("tree_info must list integers") from None
+    bad = ~((values >= 0) & (values < groups) & (values == np.floor(values)))
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise ArtifactStructureError(
+            f"tree_info puts the tree in output group {info[index]!r}, not one of 0..{groups - 1}",
+            tree=index,
+        )
     indptr = model.get("iteration_indptr")
-    if isinstance(indptr, np.ndarray) and len(indptr):
+    if isinstance(indptr, (list, np.ndarray)) and len(indptr):
         steps = np.asarray(indptr, dtype=np.float64)
-        if steps[0] != 0 or steps[-1] != count or np.any(np.diff(steps) < 0):
-            raise ArtifactStructureError("iteration_indptr does not partition the trees")
+        # One iteration adds one tree per output group (no parallel forests, no vector
+        # leaves): anything else is read by XGBoost and SHAP as another model kind.
+        if steps[0] != 0 or steps[-1] != count or np.any(np.diff(steps) != groups):
+            raise ArtifactStructureError(
+                f"iteration_indptr does not step by {groups} tree(s) through the trees"
+            )
+
+
+def _check_tree_ids(trees: list, count: int) -> None:
+    # XGBoost places each tree at its "id": a repeated or out-of-range id leaves a slot
+    # empty and crashes prediction.
+    for index, tree in enumerate(trees):
+        if isinstance(tree, dict) and "id" in tree and tree["id"] != index:
+            raise ArtifactStructureError(f"tree id {tree['id']!r} is not its position", tree=index)
+
+
+def _check_dart(learner: dict, count: int) -> None:
+    booster = learner.get("gradient_booster")
+    if not isinstance(booster, dict) or booster.get("name") != "dart":
+        return
+    weights = booster.get("weight_drop")
+    if not isinstance(weights, (list, np.ndarray)) or len(weights) != count:
+        raise ArtifactStructureError(f"dart weight_drop must hold one weight per tree ({count})")
+    values = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ArtifactStructureError("dart weight_drop holds a non-finite weight")
 
 
 def check_model(doc: Any) -> dict[str, Any]:
@@ -448,7 +517,8 @@ def check_model(doc: Any) -> dict[str, Any]:
     trees = model.get("trees")
     if not isinstance(trees, list) or not 1 <= len(trees) <= MAX_TREES:
         raise ArtifactStructureError(f"the model must hold 1..{MAX_TREES} trees")
-    _check_layout(model, len(trees))
+    _check_layout(model, len(trees), _output_groups(learner))
+    _check_dart(learner, len(trees))
     total = 0
     for index, tree in enumerate(trees):
         total += check_tree(tree, index, num_feature)
@@ -456,6 +526,7 @@ def check_model(doc: Any) -> dict[str, Any]:
             raise ArtifactStructureError(
                 f"the trees hold more than {MAX_TOTAL_NODES} nodes", tree=index
             )
+    _check_tree_ids(trees, len(trees))
     return {
         "num_feature": num_feature,
         "feature_names": list(names),

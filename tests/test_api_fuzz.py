@@ -16,6 +16,7 @@ version that a later request reads).
 """
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -437,7 +438,7 @@ def test_the_snapshot_sees_what_the_server_stores(fuzz, db):
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=6,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "6")),  # bench/fuzz_api.sh raises it
     derandomize=True,
     deadline=None,
     database=None,

@@ -130,3 +130,19 @@ def test_the_version_page_links_to_its_reports(client, auditor, register):
     assert f"/explain/?model=threat&amp;version={version.pk}" in html
     response = client.get(f"/explain/?model=threat&version={version.pk}")
     assert response.status_code == 200
+
+
+def test_page_numbers_past_what_the_database_takes_are_a_page_not_a_500(
+    api_as, register, ml_engineer
+):
+    """Found by bench/fuzz_api.sh: a 27-digit limit reached SQLite as an integer it
+    refused."""
+    register()
+    client = api_as(ml_engineer)
+    huge = "108794632743745082819084288"
+    response = client.get(f"/api/v1/models/?limit={huge}&offset=0")
+    assert response.status_code == 200 and len(response.json()["results"]) == 1
+    response = client.get(f"/api/v1/models/?limit=10&offset={huge}")
+    assert response.status_code == 200 and response.json()["results"] == []
+    response = client.get("/api/v1/fairness/audits/?limit=40497862934284230656")
+    assert response.status_code == 200

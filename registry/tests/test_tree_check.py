@@ -34,7 +34,7 @@ def _model(*trees, name="gbtree"):
     }  # fmt: skip
     booster = {"name": "gbtree", "model": model}
     if name == "dart":
-        booster = {"name": "dart", "gbtree": booster, "weight_drop": []}
+        booster = {"name": "dart", "gbtree": booster, "weight_drop": [1.0] * len(trees)}
     return {"learner": {"learner_model_param": {"num_feature": "2"}, "feature_names": ["a", "b"],
                         "gradient_booster": booster}}  # fmt: skip
 
@@ -94,3 +94,43 @@ def test_it_refuses_too_many_trees(monkeypatch):
 def test_it_refuses_truncated_ubjson(raw):
     with pytest.raises(ArtifactStructureError, match="truncated"):
         check_artifact(raw, "ubj")
+
+
+# Native crashes and huge allocations found by bench/fuzz_artifacts.py on artifacts the
+# first version of the check accepted (each made XGBoost SIGSEGV, SIGABRT or allocate
+# gigabytes when the booster predicted).
+FUZZ_FINDINGS = [
+    ("a tree id out of place", lambda m, lp: m["trees"][1].__setitem__("id", 0), "tree id"),
+    ("a tree_info group 1", lambda m, lp: m["tree_info"].__setitem__(5, 1), "output group"),
+    ("a tree_info group 2**31", lambda m, lp: m["tree_info"].__setitem__(5, 2**31), "group"),
+    (
+        "num_class 100000",
+        lambda m, lp: lp["learner_model_param"].__setitem__("num_class", "100000"),
+        "num_class",
+    ),
+    (
+        "num_target -1",
+        lambda m, lp: lp["learner_model_param"].__setitem__("num_target", "-1"),
+        "num_target",
+    ),
+    (
+        "base_score 1e400",
+        lambda m, lp: lp["learner_model_param"].__setitem__("base_score", "1e400"),
+        "base_score",
+    ),
+    (
+        "iteration_indptr steps by 2",
+        lambda m, lp: m.__setitem__("iteration_indptr", list(range(0, len(m["trees"]) + 1, 2))),
+        "iteration_indptr",
+    ),
+]
+
+
+@pytest.mark.parametrize("what, mutate, named", FUZZ_FINDINGS, ids=[f[0] for f in FUZZ_FINDINGS])
+def test_the_fuzzers_findings_are_refused_before_xgboost_loads(trained, what, mutate, named):
+    doc = json.loads(trained.artifact_bytes("json"))
+    assert check_artifact(json.dumps(doc).encode(), "json")["trees"] > 5  # accepted as is
+    learner = doc["learner"]
+    mutate(learner["gradient_booster"]["model"], learner)
+    with pytest.raises(ArtifactStructureError, match=named):
+        check_artifact(json.dumps(doc).encode(), "json")
