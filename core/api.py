@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
-from rest_framework import exceptions, pagination, parsers, permissions
+from rest_framework import exceptions, parsers, permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -251,15 +251,3 @@ def require_any_perm(*perms: str) -> type[permissions.BasePermission]:
 
     HasAnyPerm.__name__ = "HasAny_" + "_".join(p.split(".")[-1] for p in perms)
     return HasAnyPerm
-
-
-class Pagination(pagination.LimitOffsetPagination):
-    """Limit/offset pages whose numbers stay within what the databases take: a limit
-    past ``max_limit`` is cut to it and an offset past ``MAX_OFFSET`` reads an empty
-    page (a 20-digit limit reached SQLite as an integer it refused: a 500)."""
-
-    max_limit = 1000
-    MAX_OFFSET = 2**53
-
-    def get_offset(self, request: Request) -> int:
-        return min(super().get_offset(request), self.MAX_OFFSET)
