@@ -36,9 +36,13 @@ def _summary(audit: FairnessAudit) -> dict:
     }
 
 
-def attribute_decisions(version: MLModelVersion) -> list[dict]:
-    """For each protected attribute: the audits that decide it and whether it passes."""
-    audits = list(version.fairness_audits.order_by("-created_at"))
+def attribute_decisions(
+    version: MLModelVersion, audits: list[FairnessAudit] | None = None
+) -> list[dict]:
+    """For each protected attribute: the audits that decide it and whether it passes
+    (``audits``: the version's audits newest first, when the caller has them)."""
+    if audits is None:
+        audits = list(version.fairness_audits.order_by("-created_at"))
     decisions = []
     for attribute in version.model.protected_attributes or []:
         alone = [a for a in audits if list(a.attributes) == [attribute]]
@@ -79,7 +83,7 @@ def fairness_evidence(version: MLModelVersion) -> dict | None:
     return {
         "gate": version.model.fairness_gate,
         "protected_attributes": list(version.model.protected_attributes or []),
-        "decisions": attribute_decisions(version),
+        "decisions": attribute_decisions(version, audits),
         "audits": [_summary(a) for a in audits],
     }
 

@@ -30,10 +30,6 @@ from registry.traffic import traffic_reconcile_locked
 PROPOSAL_LIFETIME = timedelta(days=7)
 
 
-def policy_of(model: MLModel) -> dict[str, Any]:
-    return model.policy()
-
-
 def _weakens(field: str, old, new) -> bool:
     if field == "required_approvals":
         return new < old
@@ -123,10 +119,10 @@ def policy_update(*, model: MLModel, new: dict, actor, notes: str = "") -> Polic
     """Apply the strengthening part of ``new`` at once; the weakening part becomes a
     proposal that another approver must confirm (returned; None when nothing weakens)."""
     model = MLModel.objects.select_for_update().get(pk=model.pk)
-    merged = {**policy_of(model), **{k: v for k, v in new.items() if k in POLICY_FIELDS}}
+    merged = {**model.policy(), **{k: v for k, v in new.items() if k in POLICY_FIELDS}}
     _validate(merged)
     merged["protected_attributes"] = sorted(set(merged["protected_attributes"]))
-    stronger, weaker = policy_diff(policy_of(model), merged)
+    stronger, weaker = policy_diff(model.policy(), merged)
     if stronger:
         _apply(model, stronger, actor, proposal=None)
     if not weaker:
@@ -167,7 +163,7 @@ def _decidable(proposal: PolicyChange, actor) -> PolicyChange:
 def policy_change_confirm(*, proposal: PolicyChange, actor) -> PolicyChange:
     proposal = _decidable(proposal, actor)
     model = MLModel.objects.select_for_update().get(pk=proposal.model_id)
-    current = policy_of(model)
+    current = model.policy()
     stale = [f for f, change in proposal.changes.items() if current[f] != change["old"]]
     if model.policy_changed_at and model.policy_changed_at > proposal.proposed_at:
         stale = stale or ["the policy changed after it was proposed"]
